@@ -1,0 +1,32 @@
+# Two commands do everything on a fresh machine: `make run` and `make test`.
+# Both create .venv if missing and install the pinned stack (setup.cfg), then run.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.sn_tf-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test bench install clean
+
+install: $(STAMP)
+
+# Reinstalled whenever the pins change.
+$(STAMP): setup.cfg setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade pip "setuptools>=68" wheel
+	$(PY) -m pip install -e '.[test]'
+	$(PY) -c "import sn_tf.layers, tf_agents, gymnasium, ale_py, minatar"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) launchers/main_job.py
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_layers.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,103 @@
+"""``SNConv2D``: a Keras ``Conv2D`` layer with spectral normalisation."""
+
+from typing import Any, Dict
+
+import tensorflow as tf
+
+from sn_tf.layers.spectral_base import SpectralMixin
+
+NORMS = ("operator", "reshape")
+
+
+@tf.keras.utils.register_keras_serializable(package="sn_tf")
+class SNConv2D(SpectralMixin, tf.keras.layers.Conv2D):
+  """Conv2D layer whose kernel is divided by a spectral norm (SPEC section 1).
+
+  Two norms of the kernel ``W: [kh, kw, cin, cout]``:
+
+  * ``norm="operator"`` (default, the reference code's choice): the exact
+    operator norm of the convolution ``x -> conv(x, W)`` as a linear map on
+    inputs of the layer's spatial size, with its strides, padding and
+    dilation. Power iteration runs on ``u: [1, oh, ow, cout]`` and
+    ``v: [1, h, w, cin]`` (channels-first shapes under ``channels_first``),
+    applying the conv and its transpose (the gradient of the conv w.r.t. its
+    input). The spatial input size must be static and is fixed at build time.
+  * ``norm="reshape"`` (Miyato et al., 2018): the norm of the kernel reshaped to
+    a ``[kh*kw*cin, cout]`` matrix, with ``u: [cout]`` and ``v: [kh*kw*cin]``.
+    An estimate of the operator norm, not a bound in general.
+
+  Everything else is as in :class:`sn_tf.layers.SNDense`; ``grad_through_sigma``
+  defaults to False here (the reference code treats sigma as a constant for
+  convs). ``groups`` must be 1.
+  """
+
+  def __init__(self, filters, kernel_size, *, power_iterations: int = 1,
+               lipschitz_k: float = 1.0, leave_smaller: bool = False,
+               active: bool = True, grad_through_sigma: bool = False,
+               norm: str = "operator", **kwargs):
+    if norm not in NORMS:
+      raise ValueError(f"norm must be one of {NORMS}, got {norm!r}.")
+    super().__init__(filters, kernel_size, **kwargs)
+    if self.groups != 1:
+      raise ValueError(f"groups must be 1 for SNConv2D, got {self.groups!r}.")
+    self._init_spectral(power_iterations, lipschitz_k, leave_smaller, active,
+                        grad_through_sigma)
+    self.norm = norm
+
+  def build(self, input_shape):
+    input_shape = tf.TensorShape(input_shape)
+    super().build(input_shape)
+    if self.norm == "reshape":
+      fan_in = self.kernel.shape[:-1].num_elements()
+      self._build_spectral(u_shape=(self.filters,), v_shape=(fan_in,))
+      return
+    spatial = (input_shape[2:4] if self.data_format == "channels_first"
+               else input_shape[1:3])
+    if not spatial.is_fully_defined():
+      raise ValueError(
+          'norm="operator" needs a static spatial input size to define the '
+          f"convolution operator; got input shape {input_shape}. Give the "
+          'input a fixed height and width or use norm="reshape".')
+    v_shape = [1] + input_shape[1:].as_list()
+    u_shape = [1] + self.compute_output_shape(input_shape)[1:].as_list()
+    self._build_spectral(u_shape=tuple(u_shape), v_shape=tuple(v_shape))
+    # Calls on another spatial size would need another operator: refuse them
+    # with Keras' own input-spec error.
+    self.input_spec = tf.keras.layers.InputSpec(
+        shape=[None] + input_shape[1:].as_list())
+
+  def _forward(self, kernel, v):
+    if self.norm == "reshape":
+      return tf.linalg.matvec(tf.reshape(kernel, (-1, self.filters)), v,
+                              transpose_a=True)
+    return self.convolution_op(v, kernel)
+
+  def _transpose(self, kernel, u):
+    if self.norm == "reshape":
+      return tf.linalg.matvec(tf.reshape(kernel, (-1, self.filters)), u)
+    # A^T u is the gradient of <u, A x> w.r.t. x (A is linear in x).
+    x = tf.zeros(self.v.shape, self.v.dtype)
+    with tf.GradientTape() as tape:
+      tape.watch(x)
+      y = self.convolution_op(x, kernel)
+    return tape.gradient(y, x, output_gradients=u)
+
+  def call(self, inputs, training=None):
+    if inputs.dtype.base_dtype != self._compute_dtype_object.base_dtype:
+      inputs = tf.cast(inputs, dtype=self._compute_dtype_object)
+    input_shape = inputs.shape
+    outputs = self._apply_normalized(inputs, self.convolution_op, training)
+    if self.use_bias:
+      outputs = tf.nn.bias_add(outputs, self.bias,
+                               data_format=self._tf_data_format)
+    if not tf.executing_eagerly() and input_shape.rank:
+      outputs.set_shape(self.compute_output_shape(input_shape))
+    if self.activation is not None:
+      outputs = self.activation(outputs)
+    return outputs
+
+  def get_config(self) -> Dict[str, Any]:
+    config = super().get_config()
+    config.update(self._spectral_config())
+    config["norm"] = self.norm
+    return config

@@ -1,0 +1,196 @@
+"""Shared machinery of the spectrally normalised layers (SPEC section 1).
+
+A linear map ``A`` (a dense kernel, or a convolution seen as a matrix acting on
+flattened inputs) is normalised as
+
+    A_hat = A / d,   d = sigma / K            (plain SN)
+                     d = max(sigma / K, 1)    (``leave_smaller``)
+
+where ``sigma`` approximates ``||A||_2`` by power iteration (Miyato et al.,
+2018) with persistent vectors ``u`` (output space) and ``v`` (input space):
+
+    v <- normalize(A^T u);   u <- normalize(A v);   sigma = u^T A v.
+
+``u`` and ``v`` are non-trainable state; no gradient ever flows through their
+update. Whether a gradient flows through ``sigma`` (as a function of ``A`` with
+``u``, ``v`` held fixed) is the ``grad_through_sigma`` option.
+
+Subclasses describe ``A`` through two functions of the layer's kernel:
+``_forward(kernel, v)`` computes ``A v`` and ``_transpose(kernel, u)`` computes
+``A^T u``, with ``u``/``v`` in the shapes ``_u_shape``/``_v_shape``.
+"""
+
+from typing import Any, Dict, Optional, Tuple
+
+import tensorflow as tf
+
+EPS = 1e-12
+
+
+@tf.keras.utils.register_keras_serializable(package="sn_tf")
+class UnitNormal(tf.keras.initializers.Initializer):
+  """Random normal tensor scaled to unit Euclidean norm (over all entries).
+
+  The initial power-iteration vectors of SPEC section 1. Honours the global
+  TF seed (``tf.keras.utils.set_random_seed``) when ``seed`` is None.
+  """
+
+  def __init__(self, seed: Optional[int] = None):
+    self.seed = seed
+
+  def __call__(self, shape, dtype=None, **kwargs):
+    dtype = tf.as_dtype(dtype or tf.keras.backend.floatx())
+    if self.seed is None:
+      x = tf.random.normal(shape, dtype=dtype)
+    else:
+      x = tf.random.stateless_normal(shape, seed=[self.seed, 0], dtype=dtype)
+    return x / tf.maximum(tf.norm(x), EPS)
+
+  def get_config(self):
+    return {"seed": self.seed}
+
+
+def _normalize(x: tf.Tensor) -> tf.Tensor:
+  return x / tf.maximum(tf.norm(x), EPS)
+
+
+class SpectralMixin:
+  """Options, state and the normalisation step shared by SN layers.
+
+  Not a layer on its own: mixed into a Keras layer that owns ``self.kernel``.
+  """
+
+  def _init_spectral(self, power_iterations: int, lipschitz_k: float,
+                     leave_smaller: bool, active: bool,
+                     grad_through_sigma: bool) -> None:
+    if (isinstance(power_iterations, bool)
+        or not isinstance(power_iterations, int) or power_iterations < 1):
+      raise ValueError(
+          f"power_iterations must be an integer >= 1, got {power_iterations!r}.")
+    try:
+      k = float(lipschitz_k)
+    except (TypeError, ValueError):
+      raise ValueError(
+          f"lipschitz_k must be a number > 0, got {lipschitz_k!r}.") from None
+    if not k > 0 or k == float("inf"):
+      raise ValueError(f"lipschitz_k must be a finite number > 0, got {lipschitz_k!r}.")
+    for name, value in (("leave_smaller", leave_smaller), ("active", active),
+                        ("grad_through_sigma", grad_through_sigma)):
+      if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
+    self.power_iterations = power_iterations
+    self.lipschitz_k = k
+    self.leave_smaller = leave_smaller
+    self.active = active
+    self.grad_through_sigma = grad_through_sigma
+
+  def _spectral_config(self) -> Dict[str, Any]:
+    return {
+        "power_iterations": self.power_iterations,
+        "lipschitz_k": self.lipschitz_k,
+        "leave_smaller": self.leave_smaller,
+        "active": self.active,
+        "grad_through_sigma": self.grad_through_sigma,
+    }
+
+  # -- state ---------------------------------------------------------------
+
+  def _build_spectral(self, u_shape: Tuple[int, ...],
+                      v_shape: Tuple[int, ...]) -> None:
+    """Creates ``u``, ``v`` and ``sigma`` as non-trainable variables."""
+    state = dict(
+        trainable=False,
+        dtype=self.dtype,  # the variable dtype (float32 under mixed precision)
+        synchronization=tf.VariableSynchronization.ON_WRITE,
+        # Every replica computes the same update from the same kernel.
+        aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
+    self.u = self.add_weight(name="u", shape=u_shape,
+                             initializer=UnitNormal(), **state)
+    self.v = self.add_weight(name="v", shape=v_shape,
+                             initializer=UnitNormal(), **state)
+    # 0 means "not estimated yet": sigma is written by training calls only.
+    self.sigma = self.add_weight(name="sigma", shape=(),
+                                 initializer="zeros", **state)
+
+  # -- the linear map, provided by subclasses --------------------------------
+
+  def _forward(self, kernel: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    raise NotImplementedError
+
+  def _transpose(self, kernel: tf.Tensor, u: tf.Tensor) -> tf.Tensor:
+    raise NotImplementedError
+
+  # -- normalisation ---------------------------------------------------------
+
+  def _power_iteration(self, kernel: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Runs ``power_iterations`` steps from the stored u, v; writes u and v."""
+    w = tf.stop_gradient(kernel)
+    u = tf.convert_to_tensor(self.u)
+    v = tf.convert_to_tensor(self.v)
+    for _ in range(self.power_iterations):
+      v = _normalize(self._transpose(w, u))
+      u = _normalize(self._forward(w, v))
+    self.u.assign(u)
+    self.v.assign(v)
+    return u, v
+
+  def _sigma(self, kernel: tf.Tensor, u: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
+    """sigma = u^T A v, differentiable w.r.t. the kernel only."""
+    if not self.grad_through_sigma:
+      kernel = tf.stop_gradient(kernel)
+    return tf.reduce_sum(tf.stop_gradient(u) * self._forward(kernel, tf.stop_gradient(v)))
+
+  def _divisor(self, training) -> Optional[tf.Tensor]:
+    """The normaliser ``d`` of SPEC section 1, or None in track-only mode.
+
+    ``d = sigma / K`` (or ``max(sigma / K, 1)`` with ``leave_smaller``), with
+    ``sigma = u^T A v``. With ``training`` True the stored vectors first advance
+    by power iteration and ``self.sigma`` records the new estimate; otherwise
+    the stored u, v are used unchanged and no variable is written.
+    """
+    w = tf.cast(self.kernel, self.u.dtype)  # iterate in the variable dtype
+
+    def train_branch():
+      u, v = self._power_iteration(w)
+      sigma = self._sigma(w, u, v)
+      self.sigma.assign(tf.stop_gradient(sigma))
+      return sigma
+
+    def infer_branch():
+      return self._sigma(w, tf.convert_to_tensor(self.u),
+                         tf.convert_to_tensor(self.v))
+
+    if training is None or isinstance(training, bool):
+      sigma = train_branch() if training else infer_branch()
+    else:
+      sigma = tf.cond(tf.cast(training, tf.bool), train_branch, infer_branch)
+
+    if not self.active:
+      return None
+    divisor = sigma / self.lipschitz_k
+    if self.leave_smaller:
+      divisor = tf.maximum(divisor, 1.0)
+    return tf.maximum(divisor, EPS)
+
+  # Whether to divide the op's output (True) or the kernel (False) by d.
+  _divide_output = False
+
+  def _apply_normalized(self, inputs: tf.Tensor, linear, training) -> tf.Tensor:
+    """``linear(inputs, kernel / d)``: the layer's op with the SN kernel.
+
+    ``linear(x, W)`` is linear in ``W``, so this equals
+    ``linear(inputs, kernel) / d``. Dense layers divide the output (``[B, out]``
+    costs far less than a ``[in, out]`` kernel at small batch, e.g. acting with
+    B = 1); conv layers divide the kernel (far smaller than their output). The
+    choice is fixed per layer class, never by the batch size, so a traced
+    graph and an eager call round identically.
+    """
+    kernel = self.kernel
+    divisor = self._divisor(training)
+    if divisor is None:
+      return linear(inputs, kernel)
+    divisor = tf.cast(divisor, kernel.dtype)
+    if self._divide_output:
+      return linear(inputs, kernel) / divisor
+    return linear(inputs, kernel / divisor)
