@@ -1,8 +1,12 @@
-"""The main job behind `make run`.
+r"""The main job behind `make run`: a short SN-C51 run, export, evaluation, plot.
 
-For now it checks the installed stack and reports what the main job will be:
-the end-to-end SN-C51 run (train, export, evaluate, plot) lands with the C51
-pipeline (issue 3); until then this launcher says so instead of pretending.
+  python launchers/main_job.py [--root_dir=runs/main_job] [--num_steps=30000]
+
+Trains C51 with SN on the penultimate layer (--spectral=-2) on MinAtar
+Breakout with the MinAtar preset except a shorter budget and warm-up and
+epsilon decay scaled to it, exports the greedy policy, evaluates the exported
+SavedModel in a fresh load, and plots the learning curve. Rerunning resumes
+(or, when finished, only re-evaluates and re-plots).
 """
 
 import os
@@ -10,23 +14,43 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+_ROOT = flags.DEFINE_string("root_dir", "runs/main_job", "Run directory.")
+_STEPS = flags.DEFINE_integer("num_steps", 30_000, "Env steps to train.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 
 
 def main(argv):
-  del argv
-  from importlib import metadata
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from sn_tf.analysis.curves import plot_runs  # pylint: disable=g-import-not-at-top
+  from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
+  from sn_tf.evaluation import evaluate_policy  # pylint: disable=g-import-not-at-top
+  from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
-  import sn_tf
-  from sn_tf import layers  # noqa: F401  (fails loudly if the package is broken)
-
-  print(f"sn_tf {sn_tf.__version__}")
-  for dist in ("tensorflow", "tensorflow-probability", "tf-agents", "gymnasium",
-               "ale-py", "minatar", "absl-py"):
-    print(f"  {dist:24s} {metadata.version(dist)}")
-  print("Main job (arrives with the C51 pipeline): a short SN-C51 run, SN on the "
-        "penultimate layer (--spectral=-2), on MinAtar Breakout; export of the "
-        "policy as a SavedModel; evaluation of the exported policy; a learning-"
-        "curve plot. Available now: sn_tf.layers.SNDense and SNConv2D.")
+  steps = _STEPS.value
+  try:
+    config = make_config(
+        "minatar:breakout", _ROOT.value, "minatar", spectral="-2",
+        seed=_SEED.value, num_steps=steps, eval_every=max(1, steps // 6),
+        eval_episodes=10, learning_starts=min(5_000, max(1, steps // 10)),
+        epsilon_decay_steps=max(1, steps // 2))
+  except ValueError as e:
+    raise app.UsageError(f"--{e}") from None
+  print(f"Main job: C51 + SN[-2] on MinAtar Breakout, {steps} steps -> "
+        f"{os.path.abspath(config.root_dir)}")
+  result = train(config)
+  evaluation = evaluate_policy(result["policy_dir"], episodes=10, seed=123)
+  png = plot_runs([result["root_dir"]], ["C51 + SN[-2]"],
+                  os.path.join(result["root_dir"], "learning_curve.png"),
+                  title=f"MinAtar Breakout, seed {config.seed}")
+  print(f"final in-training eval return: {float(result['eval/return']):.3f}")
+  print(f"exported policy {result['policy_dir']}: mean return "
+        f"{evaluation['mean_return']:.3f} +- {evaluation['std_return']:.3f} "
+        f"over {evaluation['episodes']} episodes (fresh SavedModel load)")
+  print(f"outputs: {result['root_dir']} (metrics.csv, train/, eval/, "
+        f"checkpoints/, policies/); plot: {png}")
 
 
 if __name__ == "__main__":

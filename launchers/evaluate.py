@@ -1,0 +1,50 @@
+r"""Evaluate an exported policy (a SavedModel written by sn_tf's training).
+
+  python launchers/evaluate.py --policy_dir=runs/x/policies/final --episodes=10
+
+Plays --episodes episodes at --epsilon on --env (default: the policy's own env)
+and prints the mean and std of the return. Deterministic for a fixed --seed.
+"""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+_POLICY = flags.DEFINE_string("policy_dir", None, "Exported policy directory.")
+_ENV = flags.DEFINE_string("env", None, "Env id; default: the policy's env.")
+_EPISODES = flags.DEFINE_integer("episodes", 10, "Episodes to play.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the env and the epsilon RNG.")
+_EPSILON = flags.DEFINE_float("epsilon", 0.001, "Random-action probability.")
+_MAX_STEPS = flags.DEFINE_integer("max_episode_steps", 27_000,
+                                  "Cap on episode length (steps).")
+_PROTOCOL = flags.DEFINE_string("atari_protocol", None,
+                                "Atari protocol; default: the policy's.")
+_JSON = flags.DEFINE_boolean("json", False, "Print the result as JSON.")
+flags.mark_flag_as_required("policy_dir")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from sn_tf.evaluation import evaluate_policy  # pylint: disable=g-import-not-at-top
+  try:
+    result = evaluate_policy(
+        _POLICY.value, _ENV.value, episodes=_EPISODES.value, seed=_SEED.value,
+        epsilon=_EPSILON.value, max_episode_steps=_MAX_STEPS.value,
+        atari_protocol=_PROTOCOL.value)
+  except ValueError as e:
+    raise app.UsageError(f"--{e}") from None
+  if _JSON.value:
+    print(json.dumps(result))
+  else:
+    print(f"{result['env']}: mean return {result['mean_return']:.3f} "
+          f"+- {result['std_return']:.3f} over {result['episodes']} episodes "
+          f"(policy at train step {result['train_step']})")
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,129 @@
+"""C51 wiring on TF-Agents: network, agent, and the compiled act/train steps.
+
+The agent is TF-Agents' ``CategoricalDqnAgent`` (its projection and
+cross-entropy loss, Bellemare et al. 2017); sn_tf supplies the SN network and
+two compiled functions that the training loop calls with NumPy arrays:
+
+* ``greedy_actions(obs [B, ...]) -> [B] int32``: argmax_a of
+  ``sum_z p(z | obs, a) z`` with the online network in inference mode (no
+  power iteration), the same rule as the agent's greedy (exported) policy.
+* ``train_step(batch) -> loss``: one ``agent.train`` call on a batch of
+  1-step transitions from the replay buffer.
+"""
+
+from typing import Callable, Dict, Tuple
+
+import numpy as np
+import tensorflow as tf
+from tf_agents.agents.categorical_dqn import categorical_dqn_agent
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory
+
+from sn_tf.config import TrainConfig
+from sn_tf.envs import parse_env_id
+from sn_tf.networks import SNCategoricalQNetwork, atari_network, minatar_network
+
+
+def build_network(config: TrainConfig, observation_spec,
+                  action_spec) -> SNCategoricalQNetwork:
+  """The MinAtar or Atari C51 net of SPEC §4 for ``config.env``."""
+  kwargs = dict(num_atoms=config.num_atoms, spectral=config.spectral,
+                conv_norm=config.conv_norm, lipschitz_k=config.lipschitz_k,
+                leave_smaller=config.leave_smaller,
+                power_iterations=config.power_iterations)
+  if parse_env_id(config.env)[0] == "minatar":
+    return minatar_network(observation_spec, action_spec,
+                           conv_filters=config.minatar_conv_filters,
+                           fc_units=config.minatar_fc_units, **kwargs)
+  return atari_network(observation_spec, action_spec, **kwargs)
+
+
+def build_agent(config: TrainConfig, time_step_spec, action_spec
+                ) -> Tuple[categorical_dqn_agent.CategoricalDqnAgent,
+                           SNCategoricalQNetwork]:
+  """A ``CategoricalDqnAgent`` with Adam and the SPEC §4 hyperparameters.
+
+  ``target_update_period`` is converted from env steps to train steps
+  (``config.target_update_period // config.update_period``).
+
+  Returns:
+    ``(agent, online_network)``; the target network is the agent's copy.
+  """
+  network = build_network(config, time_step_spec.observation, action_spec)
+  optimizer = tf.keras.optimizers.Adam(learning_rate=config.lr,
+                                       epsilon=config.adam_eps)
+  agent = categorical_dqn_agent.CategoricalDqnAgent(
+      time_step_spec, action_spec,
+      categorical_q_network=network,
+      optimizer=optimizer,
+      min_q_value=config.min_q_value,
+      max_q_value=config.max_q_value,
+      n_step_update=1,
+      gamma=config.gamma,
+      epsilon_greedy=config.epsilon_end,  # unused: the loop explores itself
+      target_update_period=max(
+          1, config.target_update_period // config.update_period),
+      train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False,
+                                     name="train_step"),
+  )
+  agent.initialize()
+  return agent, network
+
+
+def make_greedy_fn(network: SNCategoricalQNetwork, observation_spec,
+                   min_q_value: float, max_q_value: float
+                   ) -> Callable[[np.ndarray], tf.Tensor]:
+  """Compiled greedy action selection, ``[B, *obs] -> [B]`` int32."""
+  support = tf.linspace(float(min_q_value), float(max_q_value),
+                        network.num_atoms)
+
+  @tf.function(input_signature=[tf.TensorSpec(
+      [None] + list(observation_spec.shape), observation_spec.dtype)])
+  def greedy_actions(observations):
+    logits, _ = network(observations, training=False)
+    q_values = tf.reduce_sum(tf.nn.softmax(logits) * support, axis=-1)
+    return tf.argmax(q_values, axis=-1, output_type=tf.int32)
+
+  return greedy_actions
+
+
+def make_train_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
+                  clip_rewards: bool) -> Callable[[Dict[str, np.ndarray]], tf.Tensor]:
+  """Compiled ``agent.train`` on a replay batch.
+
+  ``batch`` holds ``obs [B, ...]``, ``action [B]``, ``reward [B]``,
+  ``discount [B]`` (0 at true terminals) and ``next_obs [B, ...]``; it becomes a
+  two-step ``Trajectory`` (the reward and discount of step 0 are those of the
+  transition). Rewards are clipped to [-1, 1] when ``clip_rewards``.
+  """
+  obs_spec = agent.time_step_spec.observation
+  signature = {
+      "obs": tf.TensorSpec([None] + list(obs_spec.shape), obs_spec.dtype),
+      "next_obs": tf.TensorSpec([None] + list(obs_spec.shape), obs_spec.dtype),
+      "action": tf.TensorSpec([None], tf.int32),
+      "reward": tf.TensorSpec([None], tf.float32),
+      "discount": tf.TensorSpec([None], tf.float32),
+  }
+
+  @tf.function(input_signature=[signature], autograph=False)
+  def train_step(batch):
+    reward = batch["reward"]
+    if clip_rewards:
+      reward = tf.clip_by_value(reward, -1.0, 1.0)
+    discount = batch["discount"]
+    mid = tf.fill(tf.shape(discount), ts.StepType.MID)
+    # The transition ends in LAST where the next state is terminal.
+    next_type = tf.where(discount > 0, mid, tf.fill(tf.shape(mid), ts.StepType.LAST))
+    two = lambda a, b: tf.stack([a, b], axis=1)  # [B] x 2 -> [B, 2]
+    experience = trajectory.Trajectory(
+        step_type=two(mid, next_type),
+        observation=two(batch["obs"], batch["next_obs"]),
+        action=two(batch["action"], batch["action"]),
+        policy_info=(),
+        next_step_type=two(next_type, mid),
+        reward=two(reward, tf.zeros_like(reward)),
+        discount=two(discount, tf.ones_like(discount)),
+    )
+    return agent.train(experience).loss
+
+  return train_step

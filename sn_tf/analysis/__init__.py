@@ -1,0 +1,1 @@
+"""Reads run directories and draws reports; never trains."""

@@ -1,0 +1,136 @@
+"""Atomic, self-checking checkpoints of a whole training run.
+
+A checkpoint is a directory ``<dir>/ckpt-<step>`` holding the TF objects
+(networks with u/v/sigma, optimiser slots, counters) as a ``tf.train``
+checkpoint, the replay buffer, and a pickled dict of Python state (RNGs, env
+state, episode accumulators). It is written into a temporary directory,
+fsynced, and renamed into place, then listed in a ``MANIFEST`` of file sizes:
+a directory without a valid manifest is never used. Restoring tries the newest
+checkpoint first and falls back to older ones with a warning naming the file
+that failed.
+"""
+
+import json
+import os
+import pickle
+import re
+import shutil
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from absl import logging
+import tensorflow as tf
+
+MANIFEST = "MANIFEST.json"
+_NAME = re.compile(r"^ckpt-(\d+)$")
+
+
+def _fsync_dir(path: str) -> None:
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    os.fsync(fd)
+  finally:
+    os.close(fd)
+
+
+def _fsync_tree(path: str) -> None:
+  for root, _, files in os.walk(path):
+    for name in files:
+      with open(os.path.join(root, name), "rb+") as f:
+        os.fsync(f.fileno())
+    _fsync_dir(root)
+
+
+class RunCheckpointer:
+  """Saves and restores ``tf_objects`` + replay + Python state.
+
+  Args:
+    directory: where ``ckpt-<step>`` directories live.
+    tf_objects: trackables for ``tf.train.Checkpoint`` (e.g. ``agent=agent``).
+    keep: how many complete checkpoints to keep (>= 2 so a corrupt newest one
+      leaves a good one behind).
+  """
+
+  def __init__(self, directory: str, tf_objects: Dict[str, Any], keep: int = 2):
+    if keep < 2:
+      raise ValueError(f"keep must be >= 2, got {keep}.")
+    self._dir = directory
+    self._checkpoint = tf.train.Checkpoint(**tf_objects)
+    self._keep = keep
+    os.makedirs(directory, exist_ok=True)
+
+  def steps(self) -> List[int]:
+    """Steps of the checkpoint directories present, newest first."""
+    found = []
+    for name in os.listdir(self._dir):
+      match = _NAME.match(name)
+      if match:
+        found.append(int(match.group(1)))
+    return sorted(found, reverse=True)
+
+  def path(self, step: int) -> str:
+    return os.path.join(self._dir, f"ckpt-{step:012d}")
+
+  def save(self, step: int, save_replay: Callable[[str], None],
+           state: Dict[str, Any]) -> str:
+    """Writes checkpoint ``step`` atomically and prunes old ones."""
+    final = self.path(step)
+    tmp = os.path.join(self._dir, f".tmp-ckpt-{step:012d}-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    self._checkpoint.write(os.path.join(tmp, "tf"))
+    save_replay(os.path.join(tmp, "replay.npz"))
+    with open(os.path.join(tmp, "state.pkl"), "wb") as f:
+      pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
+    sizes = {name: os.path.getsize(os.path.join(tmp, name))
+             for name in sorted(os.listdir(tmp))}
+    with open(os.path.join(tmp, MANIFEST), "w") as f:
+      json.dump({"step": step, "files": sizes}, f)
+    _fsync_tree(tmp)
+    if os.path.exists(final):
+      shutil.rmtree(final)
+    os.rename(tmp, final)
+    _fsync_dir(self._dir)
+    for old in self.steps()[self._keep:]:
+      shutil.rmtree(self.path(old), ignore_errors=True)
+    return final
+
+  def _check(self, path: str) -> None:
+    manifest = os.path.join(path, MANIFEST)
+    if not os.path.isfile(manifest):
+      raise ValueError(f"{manifest} is missing")
+    with open(manifest) as f:
+      sizes = json.load(f)["files"]
+    for name, size in sizes.items():
+      file = os.path.join(path, name)
+      if not os.path.isfile(file) or os.path.getsize(file) != size:
+        raise ValueError(f"{file} is missing or truncated")
+
+  def restore_latest(self, load_replay: Callable[[str], Any]
+                     ) -> Optional[Tuple[int, Any, Dict[str, Any]]]:
+    """Restores the newest good checkpoint: ``(step, replay, state)`` or None.
+
+    A checkpoint that fails its manifest check or fails to load is skipped
+    with a warning naming it; None means there is no checkpoint at all.
+
+    Raises:
+      RuntimeError: checkpoints exist but none of them can be restored.
+    """
+    steps = self.steps()
+    errors = []
+    for step in steps:
+      path = self.path(step)
+      try:
+        self._check(path)
+        self._checkpoint.read(os.path.join(path, "tf")).assert_consumed()
+        replay = load_replay(os.path.join(path, "replay.npz"))
+        with open(os.path.join(path, "state.pkl"), "rb") as f:
+          state = pickle.load(f)
+      except Exception as e:  # pylint: disable=broad-except
+        logging.warning("Checkpoint %s cannot be restored (%s: %s); trying an "
+                        "older one.", path, type(e).__name__, e)
+        errors.append(f"{path}: {e}")
+        continue
+      return step, replay, state
+    if steps:
+      raise RuntimeError("No checkpoint could be restored:\n" + "\n".join(errors))
+    return None

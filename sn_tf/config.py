@@ -1,0 +1,210 @@
+"""The one typed configuration object of a training run, and its presets.
+
+Presets hold the hyperparameters of SPEC section 4; every field can be
+overridden. ``make_config`` validates everything before any work starts, and
+its errors name the field (which the launcher exposes as a flag of the same
+name), the value and what is allowed.
+"""
+
+import dataclasses
+import json
+import math
+from typing import Any, Dict, Optional, Tuple
+
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # Reference `c51_minatar`: one update per env step, target every 1k steps,
+    # epsilon 1.0 -> 0.01 over 250k steps after a 5k warm-up.
+    "minatar": dict(
+        replay_capacity=100_000, batch_size=32, learning_starts=5_000,
+        update_period=1, target_update_period=1_000,
+        epsilon_end=0.01, epsilon_decay_steps=250_000,
+        num_steps=5_000_000, eval_every=250_000, eval_episodes=100,
+        clip_rewards=False),
+    # The paper's Atari protocol (Dopamine `c51_icml` values).
+    "atari": dict(
+        replay_capacity=1_000_000, batch_size=32, learning_starts=50_000,
+        update_period=4, target_update_period=10_000,
+        epsilon_end=0.01, epsilon_decay_steps=1_000_000,
+        num_steps=50_000_000, eval_every=250_000, eval_episodes=10,
+        clip_rewards=True, atari_protocol="paper"),
+    # Dopamine's modern C51 protocol (`c51.gin`).
+    "atari_dopamine": dict(
+        replay_capacity=1_000_000, batch_size=32, learning_starts=20_000,
+        update_period=4, target_update_period=8_000,
+        epsilon_end=0.01, epsilon_decay_steps=250_000,
+        num_steps=50_000_000, eval_every=250_000, eval_episodes=10,
+        clip_rewards=True, atari_protocol="dopamine"),
+}
+
+CONV_NORMS = ("operator", "reshape")
+ATARI_PROTOCOLS = ("paper", "dopamine")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Everything that defines a C51 training run.
+
+  Step counts are environment (agent) steps; for Atari one agent step is 4
+  frames. ``target_update_period`` is in env steps, as in Dopamine.
+  """
+  env: str
+  root_dir: str
+  preset: str = "minatar"
+  seed: int = 0
+  # Budget and evaluation.
+  num_steps: int = 5_000_000
+  eval_every: int = 250_000
+  eval_episodes: int = 100
+  eval_epsilon: float = 0.001
+  eval_max_episode_steps: int = 27_000
+  checkpoint_every: int = 0  # 0 = at each evaluation only
+  log_every: int = 1_000
+  # Agent (C51) and replay.
+  num_atoms: int = 51
+  min_q_value: float = -10.0
+  max_q_value: float = 10.0
+  gamma: float = 0.99
+  lr: float = 2.5e-4
+  adam_eps: float = 3.125e-4
+  batch_size: int = 32
+  replay_capacity: int = 100_000
+  learning_starts: int = 5_000
+  update_period: int = 1
+  target_update_period: int = 1_000
+  epsilon_start: float = 1.0
+  epsilon_end: float = 0.01
+  epsilon_decay_steps: int = 250_000
+  clip_rewards: bool = False
+  # Network and spectral normalisation.
+  spectral: str = "none"
+  conv_norm: str = "operator"
+  lipschitz_k: float = 1.0
+  leave_smaller: bool = False
+  power_iterations: int = 1
+  minatar_conv_filters: Tuple[int, ...] = (16,)
+  minatar_fc_units: Tuple[int, ...] = (128,)
+  # Environment.
+  atari_protocol: str = "paper"
+  sticky_action_prob: Optional[float] = None  # None = the env's default
+  # Execution.
+  tf_threads: int = 1
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_json(cls, text: str) -> "TrainConfig":
+    data = json.loads(text)
+    for key in ("minatar_conv_filters", "minatar_fc_units"):
+      data[key] = tuple(data[key])
+    return cls(**data)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def make_config(env: str, root_dir: str, preset: str = "minatar",
+                **overrides) -> TrainConfig:
+  """Preset values, then ``overrides`` (None values are ignored), validated.
+
+  Raises:
+    ValueError: naming the field, the value and what is allowed.
+  """
+  if preset not in PRESETS:
+    raise ValueError(f"preset={preset!r} is unknown; allowed: "
+                     f"{', '.join(PRESETS)}.")
+  unknown = sorted(set(overrides) - set(FIELDS))
+  if unknown:
+    raise ValueError(f"unknown config field(s): {', '.join(unknown)}.")
+  values = dict(PRESETS[preset])
+  values.update({k: v for k, v in overrides.items() if v is not None})
+  for key in ("minatar_conv_filters", "minatar_fc_units"):
+    if key in values:
+      values[key] = tuple(values[key])
+  config = TrainConfig(env=env, root_dir=root_dir, preset=preset, **values)
+  validate(config)
+  return config
+
+
+def _check(ok: bool, name: str, value, allowed: str) -> None:
+  if not ok:
+    raise ValueError(f"{name}={value!r} is not allowed; {allowed}.")
+
+
+def _is_int(x) -> bool:
+  return isinstance(x, int) and not isinstance(x, bool)
+
+
+def validate(c: TrainConfig) -> None:
+  """Checks every field of ``c`` (see ``make_config``)."""
+  # Late import: the env registry imports gymnasium/ale-py.
+  from sn_tf.envs import parse_env_id  # pylint: disable=g-import-not-at-top
+  try:
+    parse_env_id(c.env)
+  except ValueError as e:
+    raise ValueError(f"env={c.env!r} is not allowed; {e}.") from None
+  _check(isinstance(c.root_dir, str) and bool(c.root_dir.strip()), "root_dir",
+         c.root_dir, "give a directory path")
+  _check(_is_int(c.seed) and 0 <= c.seed < 2**31, "seed", c.seed,
+         "an integer in [0, 2**31)")
+  positive_ints = ("num_steps", "eval_every", "eval_episodes",
+                   "eval_max_episode_steps", "log_every", "num_atoms",
+                   "batch_size", "replay_capacity", "update_period",
+                   "target_update_period", "epsilon_decay_steps",
+                   "power_iterations", "tf_threads")
+  for name in positive_ints:
+    value = getattr(c, name)
+    if name == "tf_threads":
+      _check(_is_int(value) and value >= 0, name, value,
+             "an integer >= 0 (0 = TensorFlow's default)")
+    else:
+      _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
+  _check(_is_int(c.checkpoint_every) and c.checkpoint_every >= 0,
+         "checkpoint_every", c.checkpoint_every,
+         "an integer >= 0 (0 = checkpoint at each evaluation)")
+  _check(_is_int(c.learning_starts) and c.learning_starts >= 0,
+         "learning_starts", c.learning_starts, "an integer >= 0")
+  _check(c.num_atoms >= 2, "num_atoms", c.num_atoms, "an integer >= 2")
+  _check(c.replay_capacity >= 2 * c.batch_size, "replay_capacity",
+         c.replay_capacity, f"at least 2 * batch_size = {2 * c.batch_size}")
+  for name in ("min_q_value", "max_q_value", "lr", "adam_eps",
+               "lipschitz_k", "gamma"):
+    value = getattr(c, name)
+    _check(isinstance(value, (int, float)) and not isinstance(value, bool)
+           and math.isfinite(value), name, value, "a finite number")
+  _check(c.max_q_value > c.min_q_value, "max_q_value", c.max_q_value,
+         f"greater than min_q_value={c.min_q_value}")
+  _check(0.0 <= c.gamma <= 1.0, "gamma", c.gamma, "a number in [0, 1]")
+  for name in ("lr", "adam_eps", "lipschitz_k"):
+    _check(getattr(c, name) > 0, name, getattr(c, name), "a number > 0")
+  for name in ("eval_epsilon", "epsilon_start", "epsilon_end"):
+    value = getattr(c, name)
+    _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, name,
+           value, "a number in [0, 1]")
+  for name in ("clip_rewards", "leave_smaller"):
+    _check(isinstance(getattr(c, name), bool), name, getattr(c, name),
+           "true or false")
+  _check(c.conv_norm in CONV_NORMS, "conv_norm", c.conv_norm,
+         f"allowed: {', '.join(CONV_NORMS)}")
+  _check(c.atari_protocol in ATARI_PROTOCOLS, "atari_protocol",
+         c.atari_protocol, f"allowed: {', '.join(ATARI_PROTOCOLS)}")
+  _check(c.sticky_action_prob is None
+         or (isinstance(c.sticky_action_prob, (int, float))
+             and 0.0 <= c.sticky_action_prob <= 1.0),
+         "sticky_action_prob", c.sticky_action_prob, "a number in [0, 1]")
+  for name in ("minatar_conv_filters", "minatar_fc_units"):
+    value = getattr(c, name)
+    _check(all(_is_int(v) and v >= 1 for v in value), name, value,
+           "integers >= 1, comma-separated")
+  _check(len(c.minatar_conv_filters) >= 1, "minatar_conv_filters",
+         c.minatar_conv_filters, "at least one conv layer")
+  # The layer spec, against the network it will be applied to.
+  from sn_tf.networks import parse_layer_selection  # pylint: disable=g-import-not-at-top
+  suite = parse_env_id(c.env)[0]
+  _check(c.preset == "minatar" if suite == "minatar" else c.preset != "minatar",
+         "preset", c.preset,
+         f"a {suite} env needs preset " + ("minatar" if suite == "minatar"
+                                           else "atari or atari_dopamine"))
+  num_layers = (len(c.minatar_conv_filters) + len(c.minatar_fc_units) + 1
+                if suite == "minatar" else 5)
+  parse_layer_selection(c.spectral, num_layers, flag="spectral")

@@ -1,0 +1,145 @@
+"""C51 Q-networks with spectrally normalised layers (SPEC sections 2 and 4).
+
+Every conv and dense layer is an SN layer: the ones the selection grammar
+names are normalised, all others run track-only, so the sigma of every layer
+is always available for logging.
+"""
+
+from typing import List, Sequence, Tuple
+
+import tensorflow as tf
+from tf_agents.networks import network
+from tf_agents.specs import tensor_spec
+
+from sn_tf.layers import SNConv2D, SNDense
+from sn_tf.networks.layer_selection import LayerSelection, parse_layer_selection
+
+ConvSpec = Tuple[int, int, int]  # (filters, kernel size, stride)
+
+
+class SNCategoricalQNetwork(network.Network):
+  """Conv stack -> dense stack -> ``A * num_atoms`` logits, ReLU between.
+
+  ``observation [B, H, W, C]`` (any numeric or bool dtype) is cast to float32
+  and multiplied by ``obs_scale``; convs use VALID padding; the last layer has
+  no activation. Output: ``(logits [B, num_actions, num_atoms], ())``.
+
+  Layers are named ``conv<i>`` / ``dense<i>`` with ``i`` their index in the
+  selection grammar (the output layer is ``dense<n-1>``). Weights use Keras'
+  default Xavier-uniform kernels and zero biases, as the reference code.
+
+  Built from plain arguments only, so ``Network.copy()`` (the target network)
+  creates new layers and never shares them with the online network.
+
+  Args:
+    input_tensor_spec: observation ``TensorSpec`` ``[H, W, C]``.
+    action_spec: scalar ``BoundedTensorSpec`` of discrete actions.
+    conv_layers: ``(filters, kernel, stride)`` per conv layer.
+    fc_units: units per hidden dense layer.
+    num_atoms: atoms of the categorical distribution.
+    spectral: layer-selection spec of the layers to normalise (SPEC §2).
+    obs_scale: multiplier applied after the cast (1/255 for Atari).
+    conv_norm: ``"operator"`` or ``"reshape"`` (see ``SNConv2D``).
+    lipschitz_k, leave_smaller, power_iterations: passed to every SN layer.
+  """
+
+  def __init__(self, input_tensor_spec, action_spec, *,
+               conv_layers: Sequence[ConvSpec] = (),
+               fc_units: Sequence[int] = (),
+               num_atoms: int = 51,
+               spectral: str = "none",
+               obs_scale: float = 1.0,
+               conv_norm: str = "operator",
+               lipschitz_k: float = 1.0,
+               leave_smaller: bool = False,
+               power_iterations: int = 1,
+               name: str = "SNCategoricalQNetwork"):
+    super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(),
+                     name=name)
+    if not isinstance(action_spec, tensor_spec.BoundedTensorSpec):
+      raise TypeError(f"action_spec must be a BoundedTensorSpec, got {action_spec}.")
+    if action_spec.shape.rank != 0:
+      raise ValueError(f"action_spec must be scalar, got shape {action_spec.shape}.")
+    if not isinstance(num_atoms, int) or num_atoms < 2:
+      raise ValueError(f"num_atoms must be an integer >= 2, got {num_atoms!r}.")
+    self._num_actions = int(action_spec.maximum - action_spec.minimum + 1)
+    self._num_atoms = num_atoms
+    self._obs_scale = float(obs_scale)
+    conv_layers = tuple(tuple(c) for c in conv_layers)
+    fc_units = tuple(fc_units)
+    num_layers = len(conv_layers) + len(fc_units) + 1
+    self._selection = parse_layer_selection(spectral, num_layers)
+    sn_args = dict(lipschitz_k=lipschitz_k, leave_smaller=leave_smaller,
+                   power_iterations=power_iterations)
+
+    self._sn_layers: List[tf.keras.layers.Layer] = []
+    for i, (filters, kernel, stride) in enumerate(conv_layers):
+      self._sn_layers.append(SNConv2D(
+          filters, kernel, strides=stride, padding="valid", activation="relu",
+          norm=conv_norm, active=i in self._selection.normalised,
+          name=f"conv{i}", **sn_args))
+    self._flatten = tf.keras.layers.Flatten()
+    for j, units in enumerate(fc_units + (self._num_actions * num_atoms,)):
+      i = len(conv_layers) + j
+      last = i == num_layers - 1
+      self._sn_layers.append(SNDense(
+          units, activation=None if last else "relu",
+          active=i in self._selection.normalised, name=f"dense{i}", **sn_args))
+    self._num_conv = len(conv_layers)
+
+  @property
+  def num_atoms(self) -> int:
+    return self._num_atoms
+
+  @property
+  def num_actions(self) -> int:
+    return self._num_actions
+
+  @property
+  def selection(self) -> LayerSelection:
+    return self._selection
+
+  @property
+  def sn_layers(self) -> List[tf.keras.layers.Layer]:
+    """The conv/dense layers in grammar order (index i is layer i)."""
+    return list(self._sn_layers)
+
+  def call(self, observation, step_type=None, network_state=(), training=False):
+    del step_type  # unused: the network is feed-forward
+    x = tf.cast(observation, tf.float32)
+    if self._obs_scale != 1.0:
+      x = x * self._obs_scale
+    for i, layer in enumerate(self._sn_layers):
+      if i == self._num_conv:
+        x = self._flatten(x)
+      x = layer(x, training=training)
+    logits = tf.reshape(x, [-1, self._num_actions, self._num_atoms])
+    return logits, network_state
+
+
+def minatar_network(input_tensor_spec, action_spec, *,
+                    conv_filters: Sequence[int] = (16,),
+                    fc_units: Sequence[int] = (128,), **kwargs):
+  """The MinAtar C51 net of SPEC §4: Conv(16, 3x3, s1) -> Dense(128) -> A*51.
+
+  Depth and width vary through ``conv_filters`` (one 3x3 stride-1 conv per
+  entry) and ``fc_units`` (one hidden dense layer per entry), as the paper does.
+  """
+  return SNCategoricalQNetwork(
+      input_tensor_spec, action_spec,
+      conv_layers=[(f, 3, 1) for f in conv_filters], fc_units=fc_units,
+      name="MinAtarNetwork", **kwargs)
+
+
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+
+
+def atari_network(input_tensor_spec, action_spec, **kwargs):
+  """The Nature DQN net of SPEC §4 with C51 head; input divided by 255.
+
+  Conv(32,8,s4) -> Conv(64,4,s2) -> Conv(64,3,s1) -> Dense(512) -> A*51; the
+  headline ``-2`` is the 3136 -> 512 dense layer on 84x84 inputs.
+  """
+  return SNCategoricalQNetwork(
+      input_tensor_spec, action_spec, conv_layers=NATURE_CONVS,
+      fc_units=(512,), obs_scale=1.0 / 255.0, name="AtariNetwork", **kwargs)

@@ -1,0 +1,5 @@
+"""Replay buffers for off-policy training."""
+
+from sn_tf.replay.uniform import UniformReplay
+
+__all__ = ["UniformReplay"]

@@ -1,0 +1,303 @@
+"""The C51 training loop: act, store, learn, evaluate, checkpoint, export.
+
+``train(config)`` runs one experiment into ``config.root_dir``:
+
+    root_dir/
+      config.json        the full TrainConfig of the run
+      metrics.csv        one row per evaluation (see sn_tf.logs)
+      train/, eval/      TensorBoard scalars
+      checkpoints/       ckpt-<step>/ (atomic; the newest two are kept)
+      policies/          step_<N>/ at each evaluation and final/ (SavedModels)
+
+Rerunning with the same ``root_dir`` resumes from the newest good checkpoint:
+networks (with u, v, sigma), optimiser slots, counters, replay buffer, RNG
+states and the environment's state are restored, so the run continues as if
+uninterrupted. One env step is one agent step; the agent learns every
+``update_period`` steps once ``learning_starts`` transitions are stored.
+"""
+
+import json
+import os
+import time
+from typing import Any, Dict, List
+
+from absl import logging
+import numpy as np
+import tensorflow as tf
+
+from sn_tf import logs
+from sn_tf.agents import c51
+from sn_tf.checkpointing import RunCheckpointer
+from sn_tf.config import TrainConfig, validate
+from sn_tf.envs import make_env
+from sn_tf.export import PolicyExporter
+from sn_tf.replay import UniformReplay
+
+# Fields that may change when a run is resumed (extending the budget).
+RESUMABLE_CHANGES = ("num_steps",)
+
+
+def linear_epsilon(step: int, config: TrainConfig) -> float:
+  """Dopamine's linearly decaying epsilon, with a warm-up at epsilon_start.
+
+  ``start`` until ``learning_starts``, then linear to ``end`` over
+  ``epsilon_decay_steps`` steps, then ``end``.
+  """
+  start, end = config.epsilon_start, config.epsilon_end
+  left = config.epsilon_decay_steps + config.learning_starts - step
+  bonus = (start - end) * left / config.epsilon_decay_steps
+  return end + float(np.clip(bonus, 0.0, start - end))
+
+
+def _configure_threads(n: int) -> None:
+  if n <= 0:
+    return
+  try:
+    tf.config.threading.set_intra_op_parallelism_threads(n)
+    tf.config.threading.set_inter_op_parallelism_threads(n)
+  except RuntimeError:
+    current = tf.config.threading.get_intra_op_parallelism_threads()
+    if current != n:
+      logging.warning("tf_threads=%d not applied: TensorFlow was already "
+                      "initialised in this process with %d intra-op threads.",
+                      n, current)
+
+
+def _check_config_matches(root_dir: str, config: TrainConfig) -> None:
+  """Writes config.json, or refuses a different config on the same root_dir."""
+  path = os.path.join(root_dir, "config.json")
+  if os.path.isfile(path):
+    with open(path) as f:
+      saved = json.load(f)
+    now = json.loads(config.to_json())
+    diff = sorted(k for k in set(saved) | set(now)
+                  if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
+    if diff:
+      details = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in diff)
+      raise ValueError(
+          f"root_dir={root_dir!r} holds a run with a different config ({details}); "
+          "use a new root_dir, or the same settings to resume.")
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.write(config.to_json())
+  os.replace(tmp, path)
+
+
+class _Evaluator:
+  """Plays ``eval_episodes`` episodes at ``eval_epsilon`` on a fresh env.
+
+  Evaluation ``k`` uses an env and an RNG seeded from (seed, k), so it needs no
+  state in checkpoints and is reproducible.
+  """
+
+  def __init__(self, config: TrainConfig, greedy, num_actions: int):
+    self._config = config
+    self._greedy = greedy
+    self._num_actions = num_actions
+
+  def __call__(self, index: int) -> List[float]:
+    c = self._config
+    env = make_env(c.env, seed=(c.seed * 7919 + 1_000_003 + index) % 2**32,
+                   training=False,
+                   atari_protocol=c.atari_protocol,
+                   sticky_action_prob=c.sticky_action_prob)
+    rng = np.random.default_rng([c.seed, 2, index])
+    returns = []
+    for _ in range(c.eval_episodes):
+      time_step = env.reset()
+      total, steps = 0.0, 0
+      while not time_step.is_last() and steps < c.eval_max_episode_steps:
+        if rng.random() < c.eval_epsilon:
+          action = int(rng.integers(self._num_actions))
+        else:
+          action = int(self._greedy(time_step.observation[None])[0])
+        time_step = env.step(np.int32(action))
+        total += float(time_step.reward)
+        steps += 1
+      returns.append(total)
+    env.close()
+    return returns
+
+
+def train(config: TrainConfig) -> Dict[str, Any]:
+  """Runs (or resumes) the experiment described by ``config``.
+
+  Returns:
+    The last evaluation's metrics row (as written to ``metrics.csv``), plus
+    ``policy_dir``, the final exported policy.
+  """
+  validate(config)
+  _configure_threads(config.tf_threads)
+  root = os.path.abspath(config.root_dir)
+  os.makedirs(root, exist_ok=True)
+  _check_config_matches(root, config)
+  tf.keras.utils.set_random_seed(config.seed)
+
+  env = make_env(config.env, seed=config.seed, training=True,
+                 atari_protocol=config.atari_protocol,
+                 sticky_action_prob=config.sticky_action_prob)
+  time_step_spec = env.time_step_spec()
+  observation_spec = time_step_spec.observation
+  action_spec = env.action_spec()
+  num_actions = int(action_spec.maximum - action_spec.minimum + 1)
+
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  agent, network = c51.build_agent(
+      config, tensor_spec.from_spec(time_step_spec),
+      tensor_spec.from_spec(action_spec))
+  greedy = c51.make_greedy_fn(network, observation_spec, config.min_q_value,
+                              config.max_q_value)
+  train_step = c51.make_train_fn(agent, config.clip_rewards)
+  # Slots exist before a restore, so the checkpoint must match them all.
+  agent._optimizer.build(network.trainable_variables)  # pylint: disable=protected-access
+
+  replay = UniformReplay(config.replay_capacity, tuple(observation_spec.shape),
+                         observation_spec.dtype, seed=config.seed + 1)
+  explore_rng = np.random.default_rng([config.seed, 1])
+  checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
+                                 {"agent": agent})
+  metrics = logs.MetricsLog(root)
+  exporter = PolicyExporter(agent.policy, agent.train_step_counter, dict(
+      env=config.env, observation_shape=list(observation_spec.shape),
+      observation_dtype=np.dtype(observation_spec.dtype).name,
+      num_actions=num_actions, spectral=config.spectral,
+      atari_protocol=config.atari_protocol))
+  evaluate = _Evaluator(config, greedy, num_actions)
+
+  # Loop state; everything here is in the checkpoint.
+  step, eval_index = 0, 0
+  time_step = env.reset()
+  episode_return, window_returns, window_losses = 0.0, [], []
+  train_returns_since_eval: List[float] = []
+  losses_since_eval: List[float] = []
+  restored = checkpointer.restore_latest(UniformReplay.load)
+  if restored is not None:
+    step, replay, state = restored
+    explore_rng.bit_generator.state = state["explore_rng"]
+    eval_index = state["eval_index"]
+    episode_return = state["episode_return"]
+    window_returns = state["window_returns"]
+    window_losses = state["window_losses"]
+    train_returns_since_eval = state["train_returns_since_eval"]
+    losses_since_eval = state["losses_since_eval"]
+    if state["env_state"] is not None:
+      env.set_state(state["env_state"])
+      time_step = state["time_step"]
+    else:
+      logging.warning("The env state of %s was not checkpointable; the resumed "
+                      "run starts a new episode.", config.env)
+      time_step, episode_return = env.reset(), 0.0
+      replay.end_episode()  # the stored episode will not continue
+    metrics.truncate_after(step)
+    logging.info("Resumed %s from step %d.", root, step)
+  if step >= config.num_steps:
+    logging.info("%s is already complete (%d steps).", root, step)
+
+  def checkpoint() -> None:
+    try:
+      env_state = env.get_state()
+    except NotImplementedError:
+      env_state = None
+    checkpointer.save(step, replay.save, dict(
+        explore_rng=explore_rng.bit_generator.state, eval_index=eval_index,
+        episode_return=episode_return, window_returns=window_returns,
+        window_losses=window_losses, env_state=env_state,
+        train_returns_since_eval=train_returns_since_eval,
+        losses_since_eval=losses_since_eval,
+        time_step=time_step if env_state is not None else None))
+
+  progress = logs.Progress(config.num_steps, step)
+  sigma_names = [f"sigma/{layer.name}" for layer in network.sn_layers]
+  last_row: Dict[str, Any] = {}
+  log_start = time.time()
+  log_start_step = step
+  rate = float("nan")
+
+  while step < config.num_steps:
+    # Act: epsilon-greedy with the online network in inference mode.
+    epsilon = linear_epsilon(step, config)
+    if explore_rng.random() < epsilon:
+      action = int(explore_rng.integers(num_actions))
+    else:
+      action = int(greedy(time_step.observation[None]).numpy()[0])
+    next_step = env.step(np.int32(action))
+    reward = float(next_step.reward)
+    episode_end = bool(next_step.is_last())
+    replay.add(time_step.observation, action, reward, next_step.observation,
+               terminal=episode_end and float(next_step.discount) == 0.0,
+               episode_end=episode_end)
+    episode_return += reward
+    step += 1
+    if episode_end:
+      window_returns.append(episode_return)
+      train_returns_since_eval.append(episode_return)
+      episode_return = 0.0
+      time_step = env.reset()
+    else:
+      time_step = next_step
+
+    # Learn.
+    if step > config.learning_starts and step % config.update_period == 0:
+      loss = float(train_step(replay.sample(config.batch_size)))
+      if not np.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss} at step {step}; stopping. "
+                                 "The last checkpoint and export are intact.")
+      window_losses.append(loss)
+      losses_since_eval.append(loss)
+
+    # Log.
+    if step % config.log_every == 0:
+      now = time.time()
+      rate = (step - log_start_step) / max(now - log_start, 1e-9)
+      log_start, log_start_step = now, step
+      values = {"train/return": logs.mean_or_nan(window_returns),
+                "train/episodes": float(len(window_returns)),
+                "loss": logs.mean_or_nan(window_losses),
+                "epsilon": epsilon, "steps_per_second": rate}
+      values.update({n: float(l.sigma.numpy())
+                     for n, l in zip(sigma_names, network.sn_layers)})
+      metrics.scalars(step, values)
+      window_returns, window_losses = [], []
+      progress.update(step, f"return {values['train/return']:.2f}")
+
+    # Evaluate, record, export, checkpoint.
+    if step % config.eval_every == 0 or step == config.num_steps:
+      returns = evaluate(eval_index)
+      eval_index += 1
+      row = {"step": step, "wall_time": time.time(),
+             "eval/return": float(np.mean(returns)),
+             "eval/return_std": float(np.std(returns)),
+             "eval/episodes": len(returns),
+             "train/return": logs.mean_or_nan(train_returns_since_eval),
+             "loss": logs.mean_or_nan(losses_since_eval),
+             "epsilon": epsilon, "steps_per_second": rate}
+      row.update({n: float(l.sigma.numpy())
+                  for n, l in zip(sigma_names, network.sn_layers)})
+      train_returns_since_eval, losses_since_eval = [], []
+      metrics.scalars(step, row)
+      exporter.export(os.path.join(root, "policies", f"step_{step}"))
+      if step == config.num_steps:
+        exporter.export(os.path.join(root, "policies", "final"))
+      # Row first: a kill before the checkpoint completes resumes from the
+      # previous checkpoint, which drops this row and writes it again.
+      metrics.csv_row(row)
+      checkpoint()
+      last_row = row
+      progress.update(step, f"eval {row['eval/return']:.2f}", force=True)
+    elif config.checkpoint_every and step % config.checkpoint_every == 0:
+      checkpoint()
+  progress.close()
+  env.close()
+
+  if not last_row:
+    rows = logs.read_csv(os.path.join(root, logs.CSV_FILE))
+    last_row = rows[-1] if rows else {}
+  return dict(last_row, policy_dir=os.path.join(root, "policies", "final"),
+              root_dir=root)
+
+
+def config_from_root(root_dir: str) -> TrainConfig:
+  """The TrainConfig saved in ``root_dir/config.json``."""
+  with open(os.path.join(root_dir, "config.json")) as f:
+    return TrainConfig.from_json(f.read())
+

@@ -1,0 +1,101 @@
+"""Launchers: flag validation before any work, smoke runs, evaluation."""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+from absl import app
+from absl import flags
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TINY = ["--num_steps=200", "--eval_every=100", "--eval_episodes=2",
+        "--learning_starts=50", "--replay_capacity=500", "--batch_size=8",
+        "--log_every=50", "--eval_max_episode_steps=100"]
+
+
+def _load(name):
+  spec = importlib.util.spec_from_file_location(
+      f"launcher_{name}", os.path.join(REPO, "launchers", f"{name}.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+TRAIN = _load("train")  # defines its flags once per test process
+
+
+def parse(args):
+  flags.FLAGS.unparse_flags()
+  flags.FLAGS(["train.py"] + list(args))
+
+
+def run(script, *args):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  return subprocess.run([sys.executable, os.path.join(REPO, "launchers", script),
+                         *args], capture_output=True, text=True, env=env,
+                        timeout=600)
+
+
+BAD = [
+    (["--env=minatar:brekout"], r"--env='minatar:brekout' is not allowed; unknown MinAtar game 'brekout'"),
+    (["--env=atari:Pongg", "--preset=atari"], r"--env='atari:Pongg' is not allowed"),
+    (["--num_steps=0"], r"--num_steps=0 is not allowed; an integer >= 1"),
+    (["--eval_every=-3"], r"--eval_every=-3"),
+    (["--spectral=-9"], r"--spectral='-9': layer index -9 is out of range for a network with 3"),
+    (["--spectral=-1;-2"], r"malformed item"),
+    (["--conv_norm=svd"], r"--conv_norm='svd' is not allowed; allowed: operator, reshape"),
+    (["--lipschitz_k=-1"], r"--lipschitz_k=-1.0"),
+    (["--preset=atari"], r"--preset='atari' is not allowed; a minatar env needs preset minatar"),
+    (["--sticky_action_prob=1.5"], r"--sticky_action_prob=1.5"),
+    (["--minatar_fc_units=128,x"], r"--minatar_fc_units=128,x: allowed: comma-separated integers"),
+    (["--batch_size=64", "--replay_capacity=10"], r"--replay_capacity=10"),
+]
+
+
+@pytest.mark.parametrize("args,match", BAD)
+def test_bad_flags_are_refused_with_flag_value_and_allowed(args, match, tmp_path):
+  base = ["--env=minatar:breakout", f"--root_dir={tmp_path / 'r'}"]
+  # Later flags win, so a case's --env replaces the base one.
+  parse(base + args)
+  with pytest.raises(app.UsageError, match=match):
+    TRAIN.build_config()
+  assert not (tmp_path / "r").exists()  # no work done
+
+
+def test_flag_type_errors_from_absl():
+  with pytest.raises(flags.IllegalFlagValueError, match="num_steps"):
+    parse(["--env=minatar:breakout", "--root_dir=/tmp/r", "--num_steps=abc"])
+
+
+def test_train_launcher_exits_nonzero_before_any_work(tmp_path):
+  result = run("train.py", "--env=minatar:breakout", f"--root_dir={tmp_path / 'r'}",
+               "--spectral=-7")
+  assert result.returncode != 0
+  assert "--spectral='-7'" in result.stderr
+  assert not (tmp_path / "r").exists()
+
+
+def test_train_main_smoke_then_evaluate_exported_policy(tmp_path, capsys):
+  root = tmp_path / "run"
+  parse(["--env=minatar:breakout", f"--root_dir={root}", "--spectral=-2"] + TINY)
+  TRAIN.main(["train.py"])
+  assert "policy:" in capsys.readouterr().out
+  policy = root / "policies" / "final"
+  outs = []
+  for _ in range(2):
+    result = run("evaluate.py", f"--policy_dir={policy}", "--episodes=3",
+                 "--seed=7", "--json")
+    assert result.returncode == 0, result.stderr
+    outs.append(json.loads(result.stdout.strip().splitlines()[-1]))
+  assert outs[0] == outs[1]  # deterministic for a fixed seed
+  assert outs[0]["env"] == "minatar:breakout" and outs[0]["episodes"] == 3
+  # Another game with other observation channels is refused by name.
+  bad = run("evaluate.py", f"--policy_dir={policy}", "--env=minatar:seaquest")
+  assert bad.returncode != 0
+  assert "minatar:seaquest" in bad.stderr and "(10, 10, 10)" in bad.stderr
+  # A directory that is not a SavedModel.
+  bad = run("evaluate.py", f"--policy_dir={tmp_path}")
+  assert bad.returncode != 0 and "is not a SavedModel directory" in bad.stderr

@@ -1,0 +1,74 @@
+"""TrainConfig presets, overrides and validation."""
+
+import pytest
+
+from sn_tf.config import PRESETS, TrainConfig, make_config
+
+
+def test_presets_hold_spec_values():
+  m = make_config("minatar:breakout", "/tmp/r", "minatar")
+  assert (m.replay_capacity, m.batch_size, m.learning_starts, m.update_period,
+          m.target_update_period, m.epsilon_decay_steps, m.num_steps) == (
+              100_000, 32, 5_000, 1, 1_000, 250_000, 5_000_000)
+  assert (m.lr, m.adam_eps, m.gamma, m.num_atoms, m.min_q_value,
+          m.max_q_value) == (2.5e-4, 3.125e-4, 0.99, 51, -10.0, 10.0)
+  a = make_config("atari:Pong", "/tmp/r", "atari")
+  assert (a.replay_capacity, a.learning_starts, a.update_period,
+          a.target_update_period, a.epsilon_decay_steps, a.clip_rewards,
+          a.atari_protocol) == (1_000_000, 50_000, 4, 10_000, 1_000_000, True,
+                                "paper")
+  d = make_config("atari:Pong", "/tmp/r", "atari_dopamine")
+  assert (d.learning_starts, d.target_update_period, d.epsilon_decay_steps,
+          d.atari_protocol) == (20_000, 8_000, 250_000, "dopamine")
+  assert set(PRESETS) == {"minatar", "atari", "atari_dopamine"}
+
+
+def test_overrides_and_json_round_trip():
+  c = make_config("minatar:asterix", "/tmp/r", "minatar", spectral="-1,-2L",
+                  num_steps=10, minatar_fc_units=[64, 32], sticky_action_prob=0.0,
+                  batch_size=None)
+  assert c.num_steps == 10 and c.minatar_fc_units == (64, 32)
+  assert c.batch_size == 32  # None means "keep the preset's value"
+  assert TrainConfig.from_json(c.to_json()) == c
+
+
+@pytest.mark.parametrize("env,overrides,match", [
+    ("minatar:brekout", {}, r"env='minatar:brekout' is not allowed; unknown MinAtar game"),
+    ("pong", {}, r"env='pong' is not allowed"),
+    ("atari:NotAGame", {}, r"env='atari:NotAGame' is not allowed"),
+    ("minatar:breakout", dict(num_steps=0), r"num_steps=0 .*integer >= 1"),
+    ("minatar:breakout", dict(num_steps=-5), r"num_steps=-5"),
+    ("minatar:breakout", dict(eval_every=1.5), r"eval_every=1.5"),
+    ("minatar:breakout", dict(batch_size=64, replay_capacity=100),
+     r"replay_capacity=100 .*at least 2 \* batch_size = 128"),
+    ("minatar:breakout", dict(spectral="-4"), r"spectral='-4': layer index -4 is out of range"),
+    ("minatar:breakout", dict(spectral="-2,abc"), r"malformed item 'abc'"),
+    ("atari:Pong", dict(spectral="-6"), r"out of range for a network with 5"),
+    ("minatar:breakout", dict(conv_norm="fro"), r"conv_norm='fro' .*operator, reshape"),
+    ("minatar:breakout", dict(lipschitz_k=0.0), r"lipschitz_k=0.0 .*> 0"),
+    ("minatar:breakout", dict(lr=-1.0), r"lr=-1.0"),
+    ("minatar:breakout", dict(gamma=1.5), r"gamma=1.5 .*\[0, 1\]"),
+    ("minatar:breakout", dict(eval_epsilon=2.0), r"eval_epsilon=2.0"),
+    ("minatar:breakout", dict(sticky_action_prob=-0.1), r"sticky_action_prob=-0.1"),
+    ("minatar:breakout", dict(atari_protocol="x"), r"atari_protocol='x' .*paper, dopamine"),
+    ("minatar:breakout", dict(min_q_value=5.0, max_q_value=1.0), r"max_q_value=1.0"),
+    ("minatar:breakout", dict(minatar_fc_units=(0,)), r"minatar_fc_units=\(0,\)"),
+    ("minatar:breakout", dict(seed=-1), r"seed=-1"),
+    ("minatar:breakout", dict(learning_starts=-1), r"learning_starts=-1"),
+    ("minatar:breakout", dict(leave_smaller="yes"), r"leave_smaller='yes'"),
+])
+def test_bad_values_name_field_value_and_allowed(env, overrides, match):
+  with pytest.raises(ValueError, match=match):
+    make_config(env, "/tmp/r", "atari" if env.startswith("atari:") else "minatar",
+                **overrides)
+
+
+def test_preset_must_fit_env():
+  with pytest.raises(ValueError, match=r"preset='atari' .*needs preset minatar"):
+    make_config("minatar:breakout", "/tmp/r", "atari")
+  with pytest.raises(ValueError, match=r"preset='minatar' .*atari or atari_dopamine"):
+    make_config("atari:Pong", "/tmp/r", "minatar")
+  with pytest.raises(ValueError, match=r"preset='fast' is unknown; allowed: minatar"):
+    make_config("minatar:breakout", "/tmp/r", "fast")
+  with pytest.raises(ValueError, match="unknown config field"):
+    make_config("minatar:breakout", "/tmp/r", "minatar", learning_rat=1.0)

@@ -1,0 +1,136 @@
+"""End-to-end training: short runs, resume equality, outputs, export."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sn_tf import logs
+from sn_tf.config import make_config
+from sn_tf.train import linear_epsilon, train
+
+
+def tiny_config(root, **overrides):
+  values = dict(spectral="-2", num_steps=600, eval_every=200, eval_episodes=2,
+                learning_starts=100, replay_capacity=1000, batch_size=8,
+                target_update_period=50, epsilon_decay_steps=300, log_every=100,
+                eval_max_episode_steps=200)
+  values.update(overrides)
+  return make_config("minatar:breakout", str(root), "minatar", **values)
+
+
+def rows(root):
+  return logs.read_csv(os.path.join(root, logs.CSV_FILE))
+
+
+def test_epsilon_schedule():
+  c = tiny_config("/tmp/unused", learning_starts=100, epsilon_decay_steps=300,
+                  epsilon_end=0.1)
+  assert linear_epsilon(0, c) == 1.0
+  assert linear_epsilon(100, c) == 1.0
+  assert linear_epsilon(250, c) == pytest.approx(0.55)
+  assert linear_epsilon(400, c) == pytest.approx(0.1)
+  assert linear_epsilon(10_000, c) == pytest.approx(0.1)
+
+
+def test_resume_equals_uninterrupted_run(tmp_path):
+  full = train(tiny_config(tmp_path / "full"))
+  train(tiny_config(tmp_path / "split", num_steps=400))
+  split = train(tiny_config(tmp_path / "split"))  # resumes at step 400
+  a, b = rows(tmp_path / "full"), rows(tmp_path / "split")
+  assert [r["step"] for r in a] == [r["step"] for r in b] == ["200", "400", "600"]
+  for ra, rb in zip(a, b):
+    for key in ra:
+      if key in ("wall_time", "steps_per_second"):
+        continue
+      np.testing.assert_allclose(float(ra[key]), float(rb[key]), rtol=1e-5,
+                                 err_msg=key)
+  assert float(full["loss"]) == pytest.approx(float(split["loss"]), rel=1e-5)
+
+
+def test_outputs_and_config_guard(tmp_path):
+  root = tmp_path / "run"
+  result = train(tiny_config(root, num_steps=400))
+  names = set(os.listdir(root))
+  assert {"config.json", "metrics.csv", "train", "eval", "checkpoints",
+          "policies"} <= names
+  assert set(os.listdir(root / "policies")) == {"step_200", "step_400", "final"}
+  header = list(rows(root)[0])
+  for name in ("step", "eval/return", "train/return", "loss",
+               "steps_per_second", "sigma/conv0", "sigma/dense1", "sigma/dense2"):
+    assert name in header
+  assert float(result["sigma/dense1"]) > 0
+  assert json.load(open(root / "config.json"))["spectral"] == "-2"
+  with pytest.raises(ValueError, match=r"different config \(spectral: '-2' -> 'none'\)"):
+    train(tiny_config(root, num_steps=400, spectral="none"))
+  # A finished run rerun with the same command does no more work.
+  again = train(tiny_config(root, num_steps=400))
+  assert again["step"] == "400" and len(rows(root)) == 2
+
+
+def test_loss_decreases_on_a_fixed_batch(tmp_path):
+  from tf_agents.specs import tensor_spec
+  from sn_tf.agents import c51
+  from sn_tf.envs import make_env
+  config = tiny_config(tmp_path, lr=1e-3, target_update_period=10_000)
+  env = make_env(config.env, seed=0, training=True)
+  agent, _ = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
+                             tensor_spec.from_spec(env.action_spec()))
+  step = c51.make_train_fn(agent, clip_rewards=False)
+  rng = np.random.default_rng(0)
+  obs = (rng.random((16, 10, 10, 4)) > 0.7).astype(np.uint8)
+  batch = dict(obs=obs, next_obs=np.roll(obs, 1, axis=0),
+               action=rng.integers(0, 6, 16).astype(np.int32),
+               reward=rng.choice([0.0, 1.0], 16).astype(np.float32),
+               discount=rng.choice([0.0, 1.0], 16).astype(np.float32))
+  losses = [float(step(batch)) for _ in range(150)]
+  assert losses[-1] < 0.5 * losses[0]
+
+
+def test_exported_policy_matches_in_memory_policy(tmp_path):
+  root = tmp_path / "run"
+  result = train(tiny_config(root, num_steps=200))
+  # In-memory greedy actions of the final network, from a fresh build + restore.
+  from tf_agents.specs import tensor_spec
+  from sn_tf.agents import c51
+  from sn_tf.checkpointing import RunCheckpointer
+  from sn_tf.envs import make_env
+  from sn_tf.replay import UniformReplay
+  config = tiny_config(root, num_steps=200)
+  env = make_env(config.env, seed=0, training=True)
+  agent, net = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
+                               tensor_spec.from_spec(env.action_spec()))
+  agent._optimizer.build(net.trainable_variables)
+  RunCheckpointer(str(root / "checkpoints"), {"agent": agent}).restore_latest(
+      UniformReplay.load)
+  greedy = c51.make_greedy_fn(net, env.observation_spec(), -10.0, 10.0)
+  rng = np.random.default_rng(5)
+  obs = (rng.random((64, 10, 10, 4)) > 0.6).astype(np.uint8)
+  want = greedy(obs).numpy()
+  u_before = [l.u.numpy() for l in net.sn_layers]
+  np.save(tmp_path / "obs.npy", obs)
+  script = textwrap.dedent(f"""
+      import numpy as np, tensorflow as tf
+      from tf_agents.trajectories import time_step as ts
+      policy = tf.saved_model.load({result['policy_dir']!r})
+      obs = np.load({str(tmp_path / 'obs.npy')!r})
+      n = len(obs)
+      step = ts.TimeStep(tf.ones([n], tf.int32), tf.zeros([n]), tf.ones([n]),
+                         tf.constant(obs))
+      actions = policy.action(step, ()).action.numpy()
+      u = [v.numpy() for v in policy.model_variables if v.name.endswith("/u:0")]
+      np.save({str(tmp_path / 'actions.npy')!r}, actions)
+      np.savez({str(tmp_path / 'u.npz')!r}, *u)
+      """)
+  subprocess.run([sys.executable, "-c", script], check=True,
+                 env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  np.testing.assert_array_equal(np.load(tmp_path / "actions.npy"), want)
+  u_after = list(np.load(tmp_path / "u.npz").values())
+  assert len(u_after) == 3
+  for a in u_after:
+    assert any(np.array_equal(a, b) for b in u_before)
