@@ -27,6 +27,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py
+	$(PY) benchmarks/bench_train_loop.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

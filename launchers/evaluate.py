@@ -44,6 +44,8 @@ def main(argv):
     print(f"{result['env']}: mean return {result['mean_return']:.3f} "
           f"+- {result['std_return']:.3f} over {result['episodes']} episodes "
           f"(policy at train step {result['train_step']})")
+    if "human_normalized_score" in result:
+      print(f"human-normalised score: {100 * result['human_normalized_score']:.1f} %")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 
-from sn_tf.envs import make_env
+from sn_tf.analysis.atari_scores import has_human_score, human_normalized_score
+from sn_tf.envs import make_env, parse_env_id
 from sn_tf.export import read_metadata
 
 
@@ -102,6 +103,13 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
     returns.append(total)
     lengths.append(steps)
   env.close()
-  return {"env": env_id, "episodes": episodes, "mean_return": float(np.mean(returns)),
-          "std_return": float(np.std(returns)), "returns": returns,
-          "mean_length": float(np.mean(lengths)), "train_step": metadata["train_step"]}
+  result = {"env": env_id, "episodes": episodes,
+            "mean_return": float(np.mean(returns)),
+            "std_return": float(np.std(returns)), "returns": returns,
+            "mean_length": float(np.mean(lengths)),
+            "train_step": metadata["train_step"]}
+  family, game = parse_env_id(env_id)
+  if family == "atari" and has_human_score(game):
+    result["human_normalized_score"] = human_normalized_score(
+        game, result["mean_return"])
+  return result

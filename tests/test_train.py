@@ -134,3 +134,68 @@ def test_exported_policy_matches_in_memory_policy(tmp_path):
   assert len(u_after) == 3
   for a in u_after:
     assert any(np.array_equal(a, b) for b in u_before)
+
+
+def test_atari_smoke_run(tmp_path):
+  config = make_config(
+      "atari:Pong", str(tmp_path / "pong"), "atari", spectral="-2",
+      num_steps=120, eval_every=120, eval_episodes=1, learning_starts=40,
+      update_period=4, target_update_period=40, replay_capacity=200,
+      batch_size=8, log_every=40, eval_max_episode_steps=30)
+  result = train(config)
+  assert result["step"] == 120
+  assert np.isfinite(float(result["loss"]))
+  assert float(result["sigma/dense3"]) > 0  # the 3136 -> 512 layer
+  assert os.path.isdir(result["policy_dir"])
+
+
+def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
+  """A run killed at a random moment after its first checkpoint resumes."""
+  import signal
+  import time
+  reference = tmp_path / "reference"
+  train(tiny_config(reference))
+  root = tmp_path / "killed"
+  args = [sys.executable, os.path.join(os.path.dirname(__file__), "..",
+                                        "launchers", "train.py"),
+          "--env=minatar:breakout", f"--root_dir={root}", "--spectral=-2",
+          "--num_steps=600", "--eval_every=200", "--eval_episodes=2",
+          "--learning_starts=100", "--replay_capacity=1000", "--batch_size=8",
+          "--target_update_period=50", "--epsilon_decay_steps=300",
+          "--log_every=100", "--eval_max_episode_steps=200",
+          "--checkpoint_every=50"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+  deadline = time.time() + 300
+  while time.time() < deadline and proc.poll() is None:
+    ckpts = root / "checkpoints"
+    if ckpts.is_dir() and any(p.name.startswith("ckpt-") for p in ckpts.iterdir()):
+      break
+    time.sleep(0.05)
+  time.sleep(np.random.default_rng().uniform(0.0, 1.5))
+  proc.send_signal(signal.SIGKILL)
+  proc.wait()
+  finished = subprocess.run(args, env=env, capture_output=True, text=True)
+  assert finished.returncode == 0, finished.stderr[-2000:]
+  a, b = rows(reference), rows(root)
+  assert [r["step"] for r in b] == ["200", "400", "600"]
+  for ra, rb in zip(a, b):
+    for key in ra:
+      if key not in ("wall_time", "steps_per_second"):
+        np.testing.assert_allclose(float(ra[key]), float(rb[key]), rtol=1e-5,
+                                   err_msg=key)
+
+
+def test_evaluate_atari_policy_reports_human_normalized_score(tmp_path):
+  from sn_tf.analysis.atari_scores import human_normalized_score
+  from sn_tf.evaluation import evaluate_policy
+  config = make_config(
+      "atari:Pong", str(tmp_path / "pong"), "atari", num_steps=20, eval_every=20,
+      eval_episodes=1, learning_starts=10, update_period=4,
+      replay_capacity=100, batch_size=4, log_every=10, eval_max_episode_steps=5)
+  result = train(config)
+  out = evaluate_policy(result["policy_dir"], episodes=1, max_episode_steps=50)
+  assert out["env"] == "atari:Pong" and out["train_step"] == 3
+  assert out["human_normalized_score"] == pytest.approx(
+      human_normalized_score("Pong", out["mean_return"]))
