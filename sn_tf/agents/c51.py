@@ -19,6 +19,7 @@ from tf_agents.agents.categorical_dqn import categorical_dqn_agent
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
+from sn_tf.agents import losses
 from sn_tf.config import TrainConfig
 from sn_tf.envs import parse_env_id
 from sn_tf.networks import SNCategoricalQNetwork, atari_network, minatar_network
@@ -87,17 +88,9 @@ def make_greedy_fn(network: SNCategoricalQNetwork, observation_spec,
   return greedy_actions
 
 
-def make_train_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
-                  clip_rewards: bool) -> Callable[[Dict[str, np.ndarray]], tf.Tensor]:
-  """Compiled ``agent.train`` on a replay batch.
-
-  ``batch`` holds ``obs [B, ...]``, ``action [B]``, ``reward [B]``,
-  ``discount [B]`` (0 at true terminals) and ``next_obs [B, ...]``; it becomes a
-  two-step ``Trajectory`` (the reward and discount of step 0 are those of the
-  transition). Rewards are clipped to [-1, 1] when ``clip_rewards``.
-  """
+def _batch_signature(agent) -> Dict[str, tf.TensorSpec]:
   obs_spec = agent.time_step_spec.observation
-  signature = {
+  return {
       "obs": tf.TensorSpec([None] + list(obs_spec.shape), obs_spec.dtype),
       "next_obs": tf.TensorSpec([None] + list(obs_spec.shape), obs_spec.dtype),
       "action": tf.TensorSpec([None], tf.int32),
@@ -105,7 +98,27 @@ def make_train_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
       "discount": tf.TensorSpec([None], tf.float32),
   }
 
-  @tf.function(input_signature=[signature], autograph=False)
+
+def make_train_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
+                  clip_rewards: bool, lean: bool = True
+                  ) -> Callable[[Dict[str, np.ndarray]], tf.Tensor]:
+  """Compiled train step on a replay batch; returns the loss.
+
+  ``batch`` holds ``obs [B, ...]``, ``action [B]``, ``reward [B]``,
+  ``discount [B]`` (0 at true terminals) and ``next_obs [B, ...]``. Rewards
+  are clipped to [-1, 1] when ``clip_rewards``.
+
+  ``lean=True`` (default) runs the same update as ``agent.train`` with less
+  work per step: the loss of ``sn_tf.agents.losses`` (one target-network pass
+  where TF-Agents runs two, no Trajectory packing), the agent's optimiser,
+  train-step counter and periodic target update (u, v, sigma included).
+  ``lean=False`` calls ``agent.train`` on a two-step ``Trajectory``; tests
+  check that both give the same losses step by step.
+  """
+  if lean:
+    return _make_lean_train_fn(agent, clip_rewards)
+
+  @tf.function(input_signature=[_batch_signature(agent)], autograph=False)
   def train_step(batch):
     reward = batch["reward"]
     if clip_rewards:
@@ -125,5 +138,31 @@ def make_train_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
         discount=two(discount, tf.ones_like(discount)),
     )
     return agent.train(experience).loss
+
+  return train_step
+
+
+def _make_lean_train_fn(agent, clip_rewards: bool):
+  # pylint: disable=protected-access
+  online, target = agent._q_network, agent._target_q_network
+  optimizer, support, gamma = agent._optimizer, agent._support, agent._gamma
+  update_target = agent._update_target  # TF-Agents' Periodically (checkpointed)
+  # pylint: enable=protected-access
+
+  @tf.function(input_signature=[_batch_signature(agent)], autograph=False)
+  def train_step(batch):
+    reward = batch["reward"]
+    if clip_rewards:
+      reward = tf.clip_by_value(reward, -1.0, 1.0)
+    target_logits, _ = target(batch["next_obs"], training=False)
+    with tf.GradientTape() as tape:
+      logits, _ = online(batch["obs"], training=True)
+      loss = losses.c51_loss(logits, batch["action"], target_logits, reward,
+                             batch["discount"], support, gamma)
+    variables = online.trainable_weights
+    optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    agent.train_step_counter.assign_add(1)
+    with tf.control_dependencies([update_target()]):
+      return tf.identity(loss)
 
   return train_step
