@@ -96,7 +96,10 @@ def main(argv):
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = build_config()
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
-  result = train(config)
+  try:
+    result = train(config)
+  except (ValueError, RuntimeError) as e:  # config clash, root_dir in use
+    raise app.UsageError(str(e)) from None
   print(f"eval/return={result.get('eval/return')} at step {result.get('step')}; "
         f"run: {result['root_dir']}; policy: {result['policy_dir']}")
 

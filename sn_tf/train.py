@@ -16,10 +16,12 @@ uninterrupted. One env step is one agent step; the agent learns every
 ``update_period`` steps once ``learning_starts`` transitions are stored.
 """
 
+import contextlib
+import fcntl
 import json
 import os
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 from absl import logging
 import numpy as np
@@ -83,6 +85,38 @@ def _check_config_matches(root_dir: str, config: TrainConfig) -> None:
   os.replace(tmp, path)
 
 
+@contextlib.contextmanager
+def run_lock(root_dir: str) -> Iterator[None]:
+  """Holds ``root_dir/.lock`` (an flock) for the lifetime of a run.
+
+  A second process on the same ``root_dir`` is refused instead of both
+  writing. The kernel drops the lock when the holder dies, even by SIGKILL,
+  so a stale lock file never blocks a resume.
+
+  Raises:
+    RuntimeError: another process holds the lock.
+  """
+  path = os.path.join(root_dir, ".lock")
+  with open(path, "a+") as f:
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "unknown"
+      raise RuntimeError(
+          f"root_dir={root_dir!r} is in use by another training process "
+          f"(pid {holder}); wait for it to finish or use another root_dir."
+      ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
 class _Evaluator:
   """Plays ``eval_episodes`` episodes at ``eval_epsilon`` on a fresh env.
 
@@ -127,10 +161,16 @@ def train(config: TrainConfig) -> Dict[str, Any]:
     ``policy_dir``, the final exported policy.
   """
   validate(config)
-  _configure_threads(config.tf_threads)
   root = os.path.abspath(config.root_dir)
   os.makedirs(root, exist_ok=True)
-  _check_config_matches(root, config)
+  with run_lock(root):
+    _check_config_matches(root, config)
+    return _train(config, root)
+
+
+def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
+  """The body of ``train``, run while holding the root_dir lock."""
+  _configure_threads(config.tf_threads)
   tf.keras.utils.set_random_seed(config.seed)
 
   env = make_env(config.env, seed=config.seed, training=True,

@@ -199,3 +199,15 @@ def test_evaluate_atari_policy_reports_human_normalized_score(tmp_path):
   assert out["env"] == "atari:Pong" and out["train_step"] == 3
   assert out["human_normalized_score"] == pytest.approx(
       human_normalized_score("Pong", out["mean_return"]))
+
+
+def test_second_process_on_same_root_dir_is_refused(tmp_path):
+  from sn_tf.train import run_lock
+  root = tmp_path / "run"
+  root.mkdir()
+  with run_lock(str(root)):
+    with pytest.raises(RuntimeError, match=r"is in use by another training process \(pid \d+\)"):
+      train(tiny_config(root, num_steps=10))
+  assert not (root / "metrics.csv").exists()
+  result = train(tiny_config(root, num_steps=10, eval_every=10))  # free again
+  assert result["step"] == 10

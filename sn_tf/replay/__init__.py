@@ -1,5 +1,6 @@
 """Replay buffers for off-policy training."""
 
+from sn_tf.replay.frame_stack import FrameStackReplay
 from sn_tf.replay.uniform import UniformReplay
 
-__all__ = ["UniformReplay"]
+__all__ = ["FrameStackReplay", "UniformReplay"]
