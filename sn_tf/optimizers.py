@@ -1,0 +1,224 @@
+"""Optimisers of the spectral schedulers (SPEC section 3), on the Keras 2.15 API.
+
+With rho = prod_{i in S} sigma_i / K tracked on an unnormalised network:
+
+* DivGrad: every gradient is multiplied by rho^-1 before the update
+  (``scope="global"``), or each tracked layer's kernel gradient by its own
+  rho_i^-1 (``scope="per_layer"``, as the reference code does).
+* MulEps (Adam only): plain gradients, Adam's epsilon multiplied by rho.
+  Since (g/rho) / (sqrt(v/rho^2) + eps) = g / (sqrt(v) + rho*eps), DivGrad-Adam
+  and MulEps-Adam agree step for step when rho is constant.
+
+``rho`` is read at every step from a ``tf.Variable``, a float, or a
+zero-argument callable returning a scalar tensor (e.g.
+``sn_tf.schedulers.SpectralRho``); it never receives a gradient.
+
+Adam's epsilon placement (SPEC section 7) is an option of the Adam classes:
+``"keras"`` (TF/Keras: ``lr_t * m / (sqrt(v) + eps)`` with the bias corrections
+folded into ``lr_t``) or ``"reference"`` (PyTorch, the reference code:
+``lr * m_hat / (sqrt(v_hat) + eps)``).
+"""
+
+import inspect
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+
+import tensorflow as tf
+
+RhoSource = Union[tf.Variable, float, Callable[[], tf.Tensor]]
+EPSILON_PLACEMENTS = ("keras", "reference")
+SCOPES = ("global", "per_layer")
+
+
+def _check_rho(rho, name="rho"):
+  if rho is None or isinstance(rho, (tf.Variable, float, int)) or callable(rho):
+    if isinstance(rho, bool):
+      raise ValueError(f"{name} must be a tf.Variable, a number or a callable, got {rho!r}.")
+    if isinstance(rho, (float, int)) and not rho > 0:
+      raise ValueError(f"{name} must be > 0, got {rho!r}.")
+    return rho
+  raise ValueError(f"{name} must be a tf.Variable, a number or a zero-argument "
+                   f"callable returning a scalar tensor, got {rho!r}.")
+
+
+def read_rho(rho: RhoSource, dtype=tf.float32) -> tf.Tensor:
+  """The current value of a rho source, as a scalar tensor with no gradient."""
+  if rho is None:
+    raise ValueError("rho is not set: pass rho= to the optimiser (a tf.Variable, "
+                     "a number or a callable) before applying gradients.")
+  value = rho() if callable(rho) and not isinstance(rho, tf.Variable) else rho
+  return tf.stop_gradient(tf.cast(value, dtype))
+
+
+@tf.keras.utils.register_keras_serializable(package="sn_tf")
+class ReferenceAdam(tf.keras.optimizers.Adam):
+  """Keras Adam with a choice of epsilon placement and an epsilon multiplier.
+
+  Args:
+    epsilon_placement: ``"keras"`` or ``"reference"`` (see module docstring).
+    **kwargs: every ``tf.keras.optimizers.Adam`` argument.
+  """
+
+  def __init__(self, *args, epsilon_placement: str = "reference", **kwargs):
+    if epsilon_placement not in EPSILON_PLACEMENTS:
+      raise ValueError(f"epsilon_placement must be one of {EPSILON_PLACEMENTS}, "
+                       f"got {epsilon_placement!r}.")
+    kwargs.setdefault("name", type(self).__name__)
+    super().__init__(*args, **kwargs)
+    self.epsilon_placement = epsilon_placement
+
+  def _epsilon_multiplier(self, dtype) -> tf.Tensor:
+    del dtype
+    return 1.0
+
+  def update_step(self, gradient, variable):
+    if isinstance(gradient, tf.IndexedSlices):
+      gradient = tf.convert_to_tensor(gradient)
+    dtype = variable.dtype
+    lr = tf.cast(self.learning_rate, dtype)
+    step = tf.cast(self.iterations + 1, dtype)
+    # convert_to_tensor keeps a float64 variable's betas in float64 (tf.cast
+    # of a Python float goes through float32 first).
+    beta_1_power = tf.pow(tf.convert_to_tensor(self.beta_1, dtype), step)
+    beta_2_power = tf.pow(tf.convert_to_tensor(self.beta_2, dtype), step)
+    key = self._var_key(variable)
+    m = self._momentums[self._index_dict[key]]
+    v = self._velocities[self._index_dict[key]]
+    m.assign_add((gradient - m) * (1 - self.beta_1))
+    v.assign_add((tf.square(gradient) - v) * (1 - self.beta_2))
+    if self.amsgrad:
+      v_hat_var = self._velocity_hats[self._index_dict[key]]
+      v_hat_var.assign(tf.maximum(v_hat_var, v))
+      v = v_hat_var
+    eps = (tf.convert_to_tensor(self.epsilon, dtype)
+           * tf.cast(self._epsilon_multiplier(dtype), dtype))
+    if self.epsilon_placement == "keras":
+      alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
+      variable.assign_sub(m * alpha / (tf.sqrt(v) + eps))
+    else:
+      m_hat = m / (1 - beta_1_power)
+      v_hat = v / (1 - beta_2_power)
+      variable.assign_sub(lr * m_hat / (tf.sqrt(v_hat) + eps))
+
+  def get_config(self) -> Dict[str, Any]:
+    config = super().get_config()
+    config["epsilon_placement"] = self.epsilon_placement
+    return config
+
+
+@tf.keras.utils.register_keras_serializable(package="sn_tf")
+class MulEpsAdam(ReferenceAdam):
+  """MulEps: Adam whose epsilon is ``epsilon * rho`` at each step.
+
+  Args:
+    rho: the rho source (see module docstring). Not serialised: ``get_config``
+      stores None and the caller sets ``optimizer.rho`` after ``from_config``.
+    **kwargs: ``ReferenceAdam`` arguments.
+  """
+
+  def __init__(self, *args, rho: Optional[RhoSource] = None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.rho = _check_rho(rho)
+
+  def _epsilon_multiplier(self, dtype):
+    return read_rho(self.rho, dtype)
+
+  def get_config(self):
+    config = super().get_config()
+    config["rho"] = self.rho if isinstance(self.rho, (float, int)) else None
+    return config
+
+
+class DivGradMixin:
+  """Scales gradients by rho^-1 before the wrapped optimiser's update.
+
+  The rho source is ``self.spectral_rho`` (constructor argument ``rho=``, or
+  ``spectral_rho=`` where the base optimiser has a ``rho`` of its own, as
+  RMSprop does).
+
+  ``scope="global"``: every gradient by ``1 / rho``. ``scope="per_layer"``:
+  the kernel gradient of each tracked layer by ``1 / rho_i`` from
+  ``layer_rhos = [(kernel_variable, rho_i_source), ...]``; other gradients
+  are left alone.
+  """
+
+  def _init_divgrad(self, rho, scope, layer_rhos):
+    if scope not in SCOPES:
+      raise ValueError(f"scope must be one of {SCOPES}, got {scope!r}.")
+    if scope == "per_layer":
+      if not layer_rhos:
+        raise ValueError('scope="per_layer" needs layer_rhos=[(kernel, rho_i), ...].')
+      for pair in layer_rhos:
+        _check_rho(pair[1], "layer_rhos[i][1]")
+    elif layer_rhos:
+      raise ValueError('layer_rhos is only used with scope="per_layer".')
+    self.spectral_rho = _check_rho(rho)
+    self.scope = scope
+    self.layer_rhos = list(layer_rhos or [])
+
+  def _scaled(self, grads_and_vars):
+    grads_and_vars = list(grads_and_vars)
+    if self.scope == "global":
+      inv = 1.0 / read_rho(self.spectral_rho)
+      return [(None if g is None else g * tf.cast(inv, g.dtype), v)
+              for g, v in grads_and_vars]
+    by_var = {kernel.ref(): source for kernel, source in self.layer_rhos}
+    out = []
+    for g, v in grads_and_vars:
+      source = by_var.get(v.ref())
+      if g is not None and source is not None:
+        g = g / tf.cast(read_rho(source), g.dtype)
+      out.append((g, v))
+    return out
+
+  def apply_gradients(self, grads_and_vars, *args, **kwargs):
+    return super().apply_gradients(self._scaled(grads_and_vars), *args, **kwargs)
+
+  _rho_arg = "rho"
+
+  def _divgrad_config(self, config):
+    config["scope"] = self.scope
+    rho = self.spectral_rho
+    config[self._rho_arg] = rho if isinstance(rho, (float, int)) else None
+    return config
+
+
+def _divgrad_class(base, name: str, doc: str):
+  # RMSprop's own `rho` is its moving-average decay: there the spectral rho
+  # is passed as `spectral_rho` instead.
+  rho_arg = ("spectral_rho"
+             if "rho" in inspect.signature(base.__init__).parameters else "rho")
+
+  def __init__(self, *args, scope: str = "global",
+               layer_rhos: Optional[Sequence[Tuple[tf.Variable, RhoSource]]] = None,
+               **kwargs):
+    rho = kwargs.pop(rho_arg, None)
+    kwargs.setdefault("name", name)
+    base.__init__(self, *args, **kwargs)
+    self._init_divgrad(rho, scope, layer_rhos)
+
+  def get_config(self):
+    return self._divgrad_config(base.get_config(self))
+
+  doc += (f" The spectral rho is the `{rho_arg}=` argument (a tf.Variable, a "
+          "number or a callable), stored as `spectral_rho`.")
+  cls = type(name, (DivGradMixin, base), {
+      "__init__": __init__, "get_config": get_config, "__doc__": doc,
+      "__module__": __name__, "_rho_arg": rho_arg})
+  return tf.keras.utils.register_keras_serializable(package="sn_tf")(cls)
+
+
+DivGradAdam = _divgrad_class(
+    ReferenceAdam, "DivGradAdam",
+    "DivGrad with Adam (``ReferenceAdam`` arguments, plus rho/scope/layer_rhos).")
+DivGradRMSprop = _divgrad_class(
+    tf.keras.optimizers.RMSprop, "DivGradRMSprop",
+    "DivGrad with Keras RMSprop (its arguments, plus rho/scope/layer_rhos).")
+DivGradSGD = _divgrad_class(
+    tf.keras.optimizers.SGD, "DivGradSGD",
+    "DivGrad with Keras SGD (its arguments, plus rho/scope/layer_rhos).")
+
+
+def divgrad(base: type, name: Optional[str] = None) -> type:
+  """DivGrad version of any Keras optimiser class (e.g. ``Adagrad``)."""
+  return _divgrad_class(base, name or f"DivGrad{base.__name__}",
+                        f"DivGrad with {base.__name__}.")

@@ -1,0 +1,138 @@
+"""Scheduler optimisers: DivGrad == MulEps for constant rho, rho == 1 is Adam."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from sn_tf.optimizers import (DivGradAdam, DivGradRMSprop, DivGradSGD, MulEpsAdam,
+                              ReferenceAdam, divgrad)
+
+
+def run(optimizer, steps=25, seed=0):
+  """``steps`` updates of a small least-squares problem from a fixed start."""
+  rng = np.random.default_rng(seed)
+  w = tf.Variable(rng.normal(size=(5, 3)).astype(np.float32))
+  b = tf.Variable(rng.normal(size=(3,)).astype(np.float32))
+  x = tf.constant(rng.normal(size=(16, 5)).astype(np.float32))
+  y = tf.constant(rng.normal(size=(16, 3)).astype(np.float32))
+
+  @tf.function
+  def step():
+    with tf.GradientTape() as tape:
+      loss = tf.reduce_mean(tf.square(x @ w + b - y))
+    optimizer.apply_gradients(zip(tape.gradient(loss, [w, b]), [w, b]))
+
+  for _ in range(steps):
+    step()
+  return [w.numpy(), b.numpy()]
+
+
+def assert_close(a, b, rtol):
+  for x, y in zip(a, b):
+    np.testing.assert_allclose(x, y, rtol=rtol, atol=1e-7)
+
+
+@pytest.mark.parametrize("placement", ["keras", "reference"])
+@pytest.mark.parametrize("rho", [0.3, 4.0, 37.0])
+def test_divgrad_equals_muleps_for_constant_rho(placement, rho):
+  kw = dict(learning_rate=1e-2, epsilon=1e-3, epsilon_placement=placement)
+  a = run(DivGradAdam(rho=tf.Variable(rho), **kw))
+  b = run(MulEpsAdam(rho=lambda: tf.constant(rho), **kw))
+  assert_close(a, b, rtol=1e-5)
+  plain = run(ReferenceAdam(**kw))
+  assert not np.allclose(a[0], plain[0], rtol=1e-4)  # rho matters
+
+
+def test_rho_one_is_plain_adam_exactly():
+  kw = dict(learning_rate=1e-2, epsilon=1e-3)
+  plain = run(tf.keras.optimizers.Adam(**kw))
+  for opt in (DivGradAdam(rho=1.0, epsilon_placement="keras", **kw),
+              MulEpsAdam(rho=tf.Variable(1.0), epsilon_placement="keras", **kw)):
+    for x, y in zip(run(opt), plain):
+      np.testing.assert_array_equal(x, y)
+
+
+def test_reference_placement_matches_pytorch_formula():
+  rng = np.random.default_rng(3)
+  g = [rng.normal(size=4) for _ in range(3)]
+  w0 = rng.normal(size=4)
+  # Keras keeps the learning rate in a float32 variable.
+  lr, b1, b2, eps = float(np.float32(0.1)), 0.9, 0.999, 1e-2
+  w, m, v = w0.copy(), np.zeros(4), np.zeros(4)
+  for t, gt in enumerate(g, start=1):
+    m = b1 * m + (1 - b1) * gt
+    v = b2 * v + (1 - b2) * gt**2
+    w -= lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+  var = tf.Variable(w0)
+  opt = ReferenceAdam(learning_rate=lr, epsilon=eps, epsilon_placement="reference")
+  for gt in g:
+    opt.apply_gradients([(tf.constant(gt), var)])
+  np.testing.assert_allclose(var.numpy(), w, rtol=1e-12)
+
+
+@pytest.mark.parametrize("cls,plain", [
+    (DivGradRMSprop, tf.keras.optimizers.RMSprop),
+    (DivGradSGD, tf.keras.optimizers.SGD)])
+def test_divgrad_other_optimisers_scale_gradients(cls, plain):
+  arg = "spectral_rho" if cls is DivGradRMSprop else "rho"
+  a = run(cls(learning_rate=1e-2, **{arg: 2.0}))
+  # SGD: dividing gradients by 2 == halving the learning rate.
+  if plain is tf.keras.optimizers.SGD:
+    assert_close(a, run(plain(learning_rate=5e-3)), rtol=1e-6)
+  assert_close(run(cls(learning_rate=1e-2, **{arg: 1.0})),
+               run(plain(learning_rate=1e-2)), rtol=0)
+
+
+def test_per_layer_scope_scales_only_tracked_kernels():
+  w = tf.Variable(tf.ones((2, 2)))
+  b = tf.Variable(tf.ones((2,)))
+  w2 = tf.Variable(tf.ones((2, 2)))
+  opt = DivGradSGD(learning_rate=1.0, scope="per_layer",
+                   layer_rhos=[(w, tf.Variable(4.0)), (w2, lambda: tf.constant(0.5))])
+  g = tf.ones((2, 2))
+  opt.apply_gradients([(g, w), (tf.ones((2,)), b), (g, w2)])
+  np.testing.assert_allclose(w.numpy(), 1 - 0.25)
+  np.testing.assert_allclose(b.numpy(), 0.0)
+  np.testing.assert_allclose(w2.numpy(), 1 - 2.0)
+
+
+def test_generic_wrapper_and_config():
+  cls = divgrad(tf.keras.optimizers.Adagrad)
+  opt = cls(rho=3.0, learning_rate=0.1)
+  assert opt.get_config()["rho"] == 3.0 and opt.get_config()["scope"] == "global"
+  clone = DivGradAdam.from_config(DivGradAdam(rho=2.0, epsilon=0.5).get_config())
+  assert clone.spectral_rho == 2.0 and clone.epsilon == 0.5
+  rms = DivGradRMSprop(spectral_rho=3.0, rho=0.95)
+  assert rms.rho == 0.95 and rms.spectral_rho == 3.0
+  assert DivGradRMSprop.from_config(rms.get_config()).spectral_rho == 3.0
+  m = MulEpsAdam(rho=tf.Variable(2.0), epsilon_placement="keras")
+  config = m.get_config()
+  assert config["rho"] is None and config["epsilon_placement"] == "keras"
+  restored = MulEpsAdam.from_config(config)
+  with pytest.raises(ValueError, match="rho is not set"):
+    restored.apply_gradients([(tf.ones(2), tf.Variable(tf.ones(2)))])
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(scope="layer"), "scope must be one of"),
+    (dict(scope="per_layer"), "needs layer_rhos"),
+    (dict(rho=-1.0), "rho must be > 0"),
+    (dict(rho="big"), "rho must be a tf.Variable"),
+    (dict(epsilon_placement="torch"), "epsilon_placement must be one of"),
+])
+def test_bad_arguments(kwargs, match):
+  with pytest.raises(ValueError, match=match):
+    DivGradAdam(**kwargs)
+
+
+def test_checkpoint_round_trip_of_slots(tmp_path):
+  opt = MulEpsAdam(rho=2.0, learning_rate=1e-2)
+  run(opt, steps=3)
+  ckpt = tf.train.Checkpoint(opt=opt)
+  path = ckpt.write(str(tmp_path / "c"))
+  values = [v.numpy() for v in opt.variables]
+  for v in opt.variables:
+    v.assign(tf.zeros_like(v))
+  ckpt.read(path).assert_existing_objects_matched()
+  for a, v in zip(values, opt.variables):
+    np.testing.assert_array_equal(a, v.numpy())
