@@ -54,6 +54,12 @@ for _name, _help in _FLOATS.items():
 flags.DEFINE_string("spectral", None, "Layers to normalise: none, full, -2, -1,-2L, ...")
 flags.DEFINE_string("conv_norm", None, "SN of convs: operator or reshape.")
 flags.DEFINE_string("atari_protocol", None, "Atari protocol: paper or dopamine.")
+flags.DEFINE_string("optimizer", None, "adam, rmsprop or sgd.")
+flags.DEFINE_string("adam_epsilon_placement", None,
+                    "reference (PyTorch, the paper's code) or keras.")
+flags.DEFINE_string("scheduler", None, "Spectral scheduler: none, divout, divgrad, muleps.")
+flags.DEFINE_string("scheduler_layers", None, "Layers whose rho the scheduler uses (grammar).")
+flags.DEFINE_string("scheduler_scope", None, "DivGrad scope: global or per_layer.")
 flags.DEFINE_boolean("leave_smaller", None, "Only shrink layers with sigma > K.")
 flags.DEFINE_boolean("clip_rewards", None, "Clip training rewards to [-1, 1].")
 flags.DEFINE_list("minatar_conv_filters", None, "MinAtar conv widths, e.g. 16 or 16,32.")
@@ -78,7 +84,8 @@ def build_config():
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
   overrides = {name: FLAGS[name].value for name in list(_INTS) + list(_FLOATS)}
   for name in ("spectral", "conv_norm", "atari_protocol", "leave_smaller",
-               "clip_rewards"):
+               "clip_rewards", "optimizer", "adam_epsilon_placement",
+               "scheduler", "scheduler_layers", "scheduler_scope"):
     overrides[name] = FLAGS[name].value
   for name in ("minatar_conv_filters", "minatar_fc_units"):
     overrides[name] = _int_list(name)

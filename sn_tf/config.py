@@ -37,6 +37,10 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 CONV_NORMS = ("operator", "reshape")
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
+EPSILON_PLACEMENTS = ("keras", "reference")
+SCHEDULERS = ("none", "divout", "divgrad", "muleps")
+SCOPES = ("global", "per_layer")
 ATARI_PROTOCOLS = ("paper", "dopamine")
 
 
@@ -83,6 +87,12 @@ class TrainConfig:
   power_iterations: int = 1
   minatar_conv_filters: Tuple[int, ...] = (16,)
   minatar_fc_units: Tuple[int, ...] = (128,)
+  # Optimiser and spectral schedulers (SPEC section 3).
+  optimizer: str = "adam"
+  adam_epsilon_placement: str = "reference"
+  scheduler: str = "none"
+  scheduler_layers: str = "-2"
+  scheduler_scope: str = "global"
   # Environment.
   atari_protocol: str = "paper"
   sticky_action_prob: Optional[float] = None  # None = the env's default
@@ -207,4 +217,36 @@ def validate(c: TrainConfig) -> None:
                                            else "atari or atari_dopamine"))
   num_layers = (len(c.minatar_conv_filters) + len(c.minatar_fc_units) + 1
                 if suite == "minatar" else 5)
-  parse_layer_selection(c.spectral, num_layers, flag="spectral")
+  spectral = parse_layer_selection(c.spectral, num_layers, flag="spectral")
+  _validate_scheduler(c, spectral, num_layers)
+
+
+def _validate_scheduler(c: TrainConfig, spectral, num_layers: int) -> None:
+  """Optimiser/scheduler fields, and combinations that cannot work."""
+  from sn_tf.networks import parse_layer_selection  # pylint: disable=g-import-not-at-top
+  _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer,
+         f"allowed: {', '.join(OPTIMIZERS)}")
+  _check(c.adam_epsilon_placement in EPSILON_PLACEMENTS,
+         "adam_epsilon_placement", c.adam_epsilon_placement,
+         f"allowed: {', '.join(EPSILON_PLACEMENTS)}")
+  _check(c.scheduler in SCHEDULERS, "scheduler", c.scheduler,
+         f"allowed: {', '.join(SCHEDULERS)}")
+  _check(c.scheduler_scope in SCOPES, "scheduler_scope", c.scheduler_scope,
+         f"allowed: {', '.join(SCOPES)}")
+  if c.scheduler == "none":
+    return
+  layers = parse_layer_selection(c.scheduler_layers, num_layers,
+                                 flag="scheduler_layers")
+  _check(bool(layers.selected), "scheduler_layers", c.scheduler_layers,
+         f"at least one layer for scheduler={c.scheduler}")
+  both = sorted(layers.selected & spectral.normalised)
+  _check(not both, "scheduler", c.scheduler,
+         f"not together with active SN on the same layers ({both} are in both "
+         f"--scheduler_layers={c.scheduler_layers!r} and --spectral={c.spectral!r}); "
+         "schedulers act on unnormalised layers")
+  _check(c.scheduler != "muleps" or c.optimizer == "adam", "scheduler",
+         c.scheduler, f"muleps scales Adam's epsilon: it needs optimizer=adam, "
+         f"got optimizer={c.optimizer!r}")
+  _check(c.scheduler_scope == "global" or c.scheduler == "divgrad",
+         "scheduler_scope", c.scheduler_scope,
+         f"per_layer exists for scheduler=divgrad only, got scheduler={c.scheduler!r}")

@@ -31,9 +31,9 @@ from sn_tf import logs
 from sn_tf.agents import c51
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
-from sn_tf.envs import make_env
+from sn_tf.envs import make_env, parse_env_id
 from sn_tf.export import PolicyExporter
-from sn_tf.replay import UniformReplay
+from sn_tf.replay import FrameStackReplay, UniformReplay
 
 # Fields that may change when a run is resumed (extending the budget).
 RESUMABLE_CHANGES = ("num_steps",)
@@ -191,8 +191,11 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   # Slots exist before a restore, so the checkpoint must match them all.
   agent._optimizer.build(network.trainable_variables)  # pylint: disable=protected-access
 
-  replay = UniformReplay(config.replay_capacity, tuple(observation_spec.shape),
-                         observation_spec.dtype, seed=config.seed + 1)
+  # Atari stacks share frames: store each 84x84 frame once (~7 KB/transition).
+  replay_cls = (FrameStackReplay if parse_env_id(config.env)[0] == "atari"
+                else UniformReplay)
+  replay = replay_cls(config.replay_capacity, tuple(observation_spec.shape),
+                      observation_spec.dtype, seed=config.seed + 1)
   explore_rng = np.random.default_rng([config.seed, 1])
   checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
                                  {"agent": agent})
@@ -210,7 +213,7 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   episode_return, window_returns, window_losses = 0.0, [], []
   train_returns_since_eval: List[float] = []
   losses_since_eval: List[float] = []
-  restored = checkpointer.restore_latest(UniformReplay.load)
+  restored = checkpointer.restore_latest(replay_cls.load)
   if restored is not None:
     step, replay, state = restored
     explore_rng.bit_generator.state = state["explore_rng"]
@@ -248,6 +251,15 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
 
   progress = logs.Progress(config.num_steps, step)
   sigma_names = [f"sigma/{layer.name}" for layer in network.sn_layers]
+  rho = c51.scheduler_rho(config, network)
+
+  def layer_stats() -> Dict[str, float]:
+    stats = {n: float(l.sigma.numpy())
+             for n, l in zip(sigma_names, network.sn_layers)}
+    if rho is not None:
+      stats["rho"] = float(rho().numpy())
+    return stats
+
   last_row: Dict[str, Any] = {}
   log_start = time.time()
   log_start_step = step
@@ -294,8 +306,7 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
                 "train/episodes": float(len(window_returns)),
                 "loss": logs.mean_or_nan(window_losses),
                 "epsilon": epsilon, "steps_per_second": rate}
-      values.update({n: float(l.sigma.numpy())
-                     for n, l in zip(sigma_names, network.sn_layers)})
+      values.update(layer_stats())
       metrics.scalars(step, values)
       window_returns, window_losses = [], []
       progress.update(step, f"return {values['train/return']:.2f}")
@@ -311,8 +322,7 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
              "train/return": logs.mean_or_nan(train_returns_since_eval),
              "loss": logs.mean_or_nan(losses_since_eval),
              "epsilon": epsilon, "steps_per_second": rate}
-      row.update({n: float(l.sigma.numpy())
-                  for n, l in zip(sigma_names, network.sn_layers)})
+      row.update(layer_stats())
       train_returns_since_eval, losses_since_eval = [], []
       metrics.scalars(step, row)
       exporter.export(os.path.join(root, "policies", f"step_{step}"))

@@ -11,7 +11,7 @@ two compiled functions that the training loop calls with NumPy arrays:
   1-step transitions from the replay buffer.
 """
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -19,10 +19,13 @@ from tf_agents.agents.categorical_dqn import categorical_dqn_agent
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
+from sn_tf import optimizers
+from sn_tf import schedulers
 from sn_tf.agents import losses
 from sn_tf.config import TrainConfig
 from sn_tf.envs import parse_env_id
-from sn_tf.networks import SNCategoricalQNetwork, atari_network, minatar_network
+from sn_tf.networks import (SNCategoricalQNetwork, atari_network, minatar_network,
+                            parse_layer_selection)
 
 
 def build_network(config: TrainConfig, observation_spec,
@@ -31,7 +34,9 @@ def build_network(config: TrainConfig, observation_spec,
   kwargs = dict(num_atoms=config.num_atoms, spectral=config.spectral,
                 conv_norm=config.conv_norm, lipschitz_k=config.lipschitz_k,
                 leave_smaller=config.leave_smaller,
-                power_iterations=config.power_iterations)
+                power_iterations=config.power_iterations,
+                divout_layers=(config.scheduler_layers
+                               if config.scheduler == "divout" else "none"))
   if parse_env_id(config.env)[0] == "minatar":
     return minatar_network(observation_spec, action_spec,
                            conv_filters=config.minatar_conv_filters,
@@ -39,10 +44,55 @@ def build_network(config: TrainConfig, observation_spec,
   return atari_network(observation_spec, action_spec, **kwargs)
 
 
+def scheduler_rho(config: TrainConfig, network: SNCategoricalQNetwork
+                  ) -> Optional[schedulers.SpectralRho]:
+  """rho over ``config.scheduler_layers`` of ``network``; None without scheduler."""
+  if config.scheduler == "none":
+    return None
+  selection = parse_layer_selection(config.scheduler_layers,
+                                    len(network.sn_layers), "scheduler_layers")
+  return schedulers.SpectralRho(
+      [network.sn_layers[i] for i in sorted(selection.selected)],
+      lipschitz_k=config.lipschitz_k, leave_smaller=config.leave_smaller)
+
+
+def build_optimizer(config: TrainConfig, network: SNCategoricalQNetwork):
+  """Adam (reference or Keras epsilon placement), RMSprop or SGD, with the
+  DivGrad or MulEps scheduler of ``config`` reading rho from ``network``."""
+  rho = scheduler_rho(config, network)
+  divgrad = {}
+  if config.scheduler == "divgrad":
+    divgrad = dict(scope=config.scheduler_scope)
+    if config.scheduler_scope == "per_layer":
+      divgrad["layer_rhos"] = rho.per_layer()
+    else:
+      divgrad["rho"] = rho
+  if config.optimizer == "adam":
+    kwargs = dict(learning_rate=config.lr, epsilon=config.adam_eps,
+                  epsilon_placement=config.adam_epsilon_placement)
+    if config.scheduler == "divgrad":
+      return optimizers.DivGradAdam(**kwargs, **divgrad)
+    if config.scheduler == "muleps":
+      return optimizers.MulEpsAdam(rho=rho, **kwargs)
+    return optimizers.ReferenceAdam(**kwargs)
+  if config.optimizer == "rmsprop":
+    if config.scheduler == "divgrad":
+      if "rho" in divgrad:
+        divgrad["spectral_rho"] = divgrad.pop("rho")
+      return optimizers.DivGradRMSprop(learning_rate=config.lr, **divgrad)
+    return tf.keras.optimizers.RMSprop(learning_rate=config.lr)
+  if config.scheduler == "divgrad":
+    return optimizers.DivGradSGD(learning_rate=config.lr, **divgrad)
+  return tf.keras.optimizers.SGD(learning_rate=config.lr)
+
+
 def build_agent(config: TrainConfig, time_step_spec, action_spec
                 ) -> Tuple[categorical_dqn_agent.CategoricalDqnAgent,
                            SNCategoricalQNetwork]:
-  """A ``CategoricalDqnAgent`` with Adam and the SPEC §4 hyperparameters.
+  """A ``CategoricalDqnAgent`` with the SPEC §4 hyperparameters.
+
+  The optimiser is ``build_optimizer(config, network)`` (Adam by default);
+  DivOut is part of the network (``divout_layers``).
 
   ``target_update_period`` is converted from env steps to train steps
   (``config.target_update_period // config.update_period``).
@@ -51,8 +101,8 @@ def build_agent(config: TrainConfig, time_step_spec, action_spec
     ``(agent, online_network)``; the target network is the agent's copy.
   """
   network = build_network(config, time_step_spec.observation, action_spec)
-  optimizer = tf.keras.optimizers.Adam(learning_rate=config.lr,
-                                       epsilon=config.adam_eps)
+  network.create_variables()
+  optimizer = build_optimizer(config, network)
   agent = categorical_dqn_agent.CategoricalDqnAgent(
       time_step_spec, action_spec,
       categorical_q_network=network,

@@ -141,6 +141,16 @@ class SpectralMixin:
       kernel = tf.stop_gradient(kernel)
     return tf.reduce_sum(tf.stop_gradient(u) * self._forward(kernel, tf.stop_gradient(v)))
 
+  def spectral_norm_estimate(self) -> tf.Tensor:
+    """``u^T A v`` from the stored vectors, without gradient or state change.
+
+    After a training call this is the sigma that call used; before any
+    training call it is the estimate of the initial random vectors.
+    """
+    return tf.stop_gradient(self._sigma(tf.cast(self.kernel, self.u.dtype),
+                                        tf.convert_to_tensor(self.u),
+                                        tf.convert_to_tensor(self.v)))
+
   def _divisor(self, training) -> Optional[tf.Tensor]:
     """The normaliser ``d`` of SPEC section 1, or None in track-only mode.
 

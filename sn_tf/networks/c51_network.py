@@ -53,6 +53,7 @@ class SNCategoricalQNetwork(network.Network):
                lipschitz_k: float = 1.0,
                leave_smaller: bool = False,
                power_iterations: int = 1,
+               divout_layers: str = "none",
                name: str = "SNCategoricalQNetwork"):
     super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(),
                      name=name)
@@ -86,6 +87,14 @@ class SNCategoricalQNetwork(network.Network):
           units, activation=None if last else "relu",
           active=i in self._selection.normalised, name=f"dense{i}", **sn_args))
     self._num_conv = len(conv_layers)
+    divout = parse_layer_selection(divout_layers, num_layers,
+                                   flag="scheduler_layers")
+    self._divout_rho = None
+    if divout.selected:
+      from sn_tf.schedulers import SpectralRho  # pylint: disable=g-import-not-at-top
+      self._divout_rho = SpectralRho(
+          [self._sn_layers[i] for i in sorted(divout.selected)],
+          lipschitz_k=lipschitz_k, leave_smaller=leave_smaller)
 
   @property
   def num_atoms(self) -> int:
@@ -113,6 +122,8 @@ class SNCategoricalQNetwork(network.Network):
       if i == self._num_conv:
         x = self._flatten(x)
       x = layer(x, training=training)
+    if self._divout_rho is not None:  # rho from this call's power iteration
+      x = x / self._divout_rho()
     logits = tf.reshape(x, [-1, self._num_actions, self._num_atoms])
     return logits, network_state
 
