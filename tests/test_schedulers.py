@@ -85,3 +85,37 @@ def test_short_run_with_each_scheduler_logs_rho(tmp_path, scheduler, extra):
   # in the forward pass before it: equal up to one optimiser step.
   np.testing.assert_allclose(float(row["rho"]), float(row["sigma/dense1"]), rtol=3e-2)
   assert result["step"] == 150
+
+
+@pytest.mark.parametrize("conv,fc", [((), (32, 16)), ((8, 8), (16,))])
+@pytest.mark.parametrize("leave_smaller", [False, True])
+def test_sn_bias_scaling_equals_unnormalised_over_rho_equals_divout(conv, fc, leave_smaller):
+  """SPEC §3 for a ReLU MLP and a conv net with fixed weights."""
+  from sn_tf.networks import SNCategoricalQNetwork
+  kw = dict(conv_layers=[(f, 3, 1) for f in conv], fc_units=fc,
+            leave_smaller=leave_smaller, lipschitz_k=0.5)
+  sel = "-2,-3"
+  plain = SNCategoricalQNetwork(*specs(), **kw)
+  sn_bias = SNCategoricalQNetwork(*specs(), spectral=sel, bias_scaling=True, **kw)
+  divout = SNCategoricalQNetwork(*specs(), divout_layers=sel, **kw)
+  for net in (plain, sn_bias, divout):
+    net.create_variables()
+  rng = np.random.default_rng(0)
+  # Nonzero biases make the bias scaling matter.
+  weights = [w + rng.normal(scale=0.1, size=w.shape).astype(np.float32)
+             if "bias" in v.name else w
+             for v, w in zip(plain.weights, plain.get_weights())]
+  for net in (plain, sn_bias, divout):
+    net.set_weights(weights)
+  x = tf.cast(tf.random.uniform((5, 10, 10, 4), maxval=2, dtype=tf.int32), tf.uint8)
+  for training in (True, False):
+    f = plain(x, training=training)[0].numpy().astype(np.float64)
+    g = sn_bias(x, training=training)[0].numpy()
+    h = divout(x, training=training)[0].numpy()
+    layers = plain.sn_layers[-3:-1]
+    rho = np.prod([float(l.spectral_norm_estimate()) / 0.5 for l in layers]
+                  if not leave_smaller else
+                  [max(float(l.spectral_norm_estimate()) / 0.5, 1.0) for l in layers])
+    assert abs(rho - 1.0) > 0.1
+    np.testing.assert_allclose(g, f / rho, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(h, f / rho, rtol=1e-5, atol=1e-6)

@@ -54,6 +54,7 @@ class SNCategoricalQNetwork(network.Network):
                leave_smaller: bool = False,
                power_iterations: int = 1,
                divout_layers: str = "none",
+               bias_scaling: bool = False,
                name: str = "SNCategoricalQNetwork"):
     super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(),
                      name=name)
@@ -76,7 +77,7 @@ class SNCategoricalQNetwork(network.Network):
     self._sn_layers: List[tf.keras.layers.Layer] = []
     for i, (filters, kernel, stride) in enumerate(conv_layers):
       self._sn_layers.append(SNConv2D(
-          filters, kernel, strides=stride, padding="valid", activation="relu",
+          filters, kernel, strides=stride, padding="valid",
           norm=conv_norm, active=i in self._selection.normalised,
           name=f"conv{i}", **sn_args))
     self._flatten = tf.keras.layers.Flatten()
@@ -84,9 +85,14 @@ class SNCategoricalQNetwork(network.Network):
       i = len(conv_layers) + j
       last = i == num_layers - 1
       self._sn_layers.append(SNDense(
-          units, activation=None if last else "relu",
-          active=i in self._selection.normalised, name=f"dense{i}", **sn_args))
+          units, active=i in self._selection.normalised, name=f"dense{i}",
+          **sn_args))
     self._num_conv = len(conv_layers)
+    if not isinstance(bias_scaling, bool):
+      raise ValueError(f"bias_scaling must be True or False, got {bias_scaling!r}.")
+    self._bias_scaling = bias_scaling
+    self._lipschitz_k = float(lipschitz_k)
+    self._leave_smaller = leave_smaller
     divout = parse_layer_selection(divout_layers, num_layers,
                                    flag="scheduler_layers")
     self._divout_rho = None
@@ -118,10 +124,21 @@ class SNCategoricalQNetwork(network.Network):
     x = tf.cast(observation, tf.float32)
     if self._obs_scale != 1.0:
       x = x * self._obs_scale
+    scale = tf.constant(1.0)  # product of the SN divisors so far
+    last = len(self._sn_layers) - 1
     for i, layer in enumerate(self._sn_layers):
       if i == self._num_conv:
         x = self._flatten(x)
-      x = layer(x, training=training)
+      x = layer(x, training=training)  # W_hat x + b, no activation
+      if self._bias_scaling:
+        if i in self._selection.normalised:
+          divisor = layer.spectral_norm_estimate() / self._lipschitz_k
+          if self._leave_smaller:
+            divisor = tf.maximum(divisor, 1.0)
+          scale = scale * divisor
+        x = x - layer.bias * (1.0 - 1.0 / scale)  # b -> b / scale
+      if i < last:
+        x = tf.nn.relu(x)
     if self._divout_rho is not None:  # rho from this call's power iteration
       x = x / self._divout_rho()
     logits = tf.reshape(x, [-1, self._num_actions, self._num_atoms])

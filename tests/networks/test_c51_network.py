@@ -43,8 +43,8 @@ def test_atari_input_scaling():
   x = np.random.RandomState(0).randint(0, 256, (2, 84, 84, 4)).astype(np.uint8)
   net(x)
   conv = net.sn_layers[0]
-  h = tf.nn.relu(tf.nn.conv2d(x.astype(np.float32) / 255.0, conv.kernel, 4,
-                              "VALID") + conv.bias)
+  # The layers are linear; the network applies ReLU between them.
+  h = tf.nn.conv2d(x.astype(np.float32) / 255.0, conv.kernel, 4, "VALID") + conv.bias
   np.testing.assert_allclose(conv(x.astype(np.float32) / 255.0).numpy(), h.numpy(),
                              rtol=1e-5, atol=1e-6)
 
