@@ -40,6 +40,20 @@ def _fsync_tree(path: str) -> None:
     _fsync_dir(root)
 
 
+def remove_stale_temporaries(directory: str) -> None:
+  """Deletes ``.tmp-*`` entries left by a writer killed mid-save.
+
+  Call only while holding the run's lock, when no save can be in progress.
+  """
+  for name in os.listdir(directory):
+    if name.startswith(".tmp-"):
+      path = os.path.join(directory, name)
+      if os.path.isdir(path):
+        shutil.rmtree(path, ignore_errors=True)
+      else:
+        os.remove(path)
+
+
 class RunCheckpointer:
   """Saves and restores ``tf_objects`` + replay + Python state.
 
@@ -57,6 +71,7 @@ class RunCheckpointer:
     self._checkpoint = tf.train.Checkpoint(**tf_objects)
     self._keep = keep
     os.makedirs(directory, exist_ok=True)
+    remove_stale_temporaries(directory)
 
   def steps(self) -> List[int]:
     """Steps of the checkpoint directories present, newest first."""

@@ -175,6 +175,10 @@ def validate(c: TrainConfig) -> None:
   _check(_is_int(c.learning_starts) and c.learning_starts >= 0,
          "learning_starts", c.learning_starts, "an integer >= 0")
   _check(c.num_atoms >= 2, "num_atoms", c.num_atoms, "an integer >= 2")
+  _check(c.target_update_period % c.update_period == 0, "target_update_period",
+         c.target_update_period,
+         f"a multiple of update_period={c.update_period} (targets are copied "
+         "every target_update_period / update_period updates)")
   _check(c.replay_capacity >= 2 * c.batch_size, "replay_capacity",
          c.replay_capacity, f"at least 2 * batch_size = {2 * c.batch_size}")
   for name in ("min_q_value", "max_q_value", "lr", "adam_eps",
@@ -209,14 +213,14 @@ def validate(c: TrainConfig) -> None:
   _check(len(c.minatar_conv_filters) >= 1, "minatar_conv_filters",
          c.minatar_conv_filters, "at least one conv layer")
   # The layer spec, against the network it will be applied to.
-  from sn_tf.networks import parse_layer_selection  # pylint: disable=g-import-not-at-top
+  from sn_tf.networks import NATURE_CONVS, parse_layer_selection  # pylint: disable=g-import-not-at-top
   suite = parse_env_id(c.env)[0]
   _check(c.preset == "minatar" if suite == "minatar" else c.preset != "minatar",
          "preset", c.preset,
          f"a {suite} env needs preset " + ("minatar" if suite == "minatar"
                                            else "atari or atari_dopamine"))
   num_layers = (len(c.minatar_conv_filters) + len(c.minatar_fc_units) + 1
-                if suite == "minatar" else 5)
+                if suite == "minatar" else len(NATURE_CONVS) + 2)
   spectral = parse_layer_selection(c.spectral, num_layers, flag="spectral")
   _validate_scheduler(c, spectral, num_layers)
 

@@ -5,7 +5,7 @@ policy is loaded with ``tf.saved_model.load`` and no sn_tf model code runs.
 The loaded network runs in inference mode, so it never runs power iteration.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -45,6 +45,35 @@ def _check_env_matches(env, metadata: Dict[str, Any], policy_dir: str, env_id: s
         f"{metadata['env']!r}).")
 
 
+def play_episodes(env, act: Callable[[Any], int], *, episodes: int,
+                  epsilon: float, num_actions: int, rng: np.random.Generator,
+                  max_episode_steps: int) -> Tuple[List[float], List[int]]:
+  """Plays ``episodes`` episodes, epsilon-greedy around ``act(time_step)``.
+
+  Each step draws ``u ~ U[0, 1)`` from ``rng``; if ``u < epsilon`` the action
+  is uniform over ``num_actions``, else ``act(time_step)``. Episodes are cut
+  after ``max_episode_steps`` steps.
+
+  Returns:
+    ``(returns, lengths)``, one entry per episode.
+  """
+  returns, lengths = [], []
+  for _ in range(episodes):
+    time_step = env.reset()
+    total, steps = 0.0, 0
+    while not time_step.is_last() and steps < max_episode_steps:
+      if rng.random() < epsilon:
+        action = int(rng.integers(num_actions))
+      else:
+        action = act(time_step)
+      time_step = env.step(np.int32(action))
+      total += float(time_step.reward)
+      steps += 1
+    returns.append(total)
+    lengths.append(steps)
+  return returns, lengths
+
+
 def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
                     episodes: int = 10, seed: int = 0, epsilon: float = 0.001,
                     max_episode_steps: int = 27_000,
@@ -61,8 +90,8 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
     seed: seed of the env and of the exploration RNG.
     epsilon: probability of a uniformly random action.
     max_episode_steps: episodes are cut (truncated) after this many steps.
-    atari_protocol, sticky_action_prob: env options (default: the policy's
-      protocol; the env's default sticky actions).
+    atari_protocol, sticky_action_prob: env options (default: those the
+      policy was trained with).
   """
   if not isinstance(episodes, int) or episodes < 1:
     raise ValueError(f"episodes={episodes!r} is not allowed; an integer >= 1.")
@@ -75,7 +104,8 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
   env_id = env_id or metadata["env"]
   env = make_env(env_id, seed=seed, training=False,
                  atari_protocol=atari_protocol or metadata.get("atari_protocol", "paper"),
-                 sticky_action_prob=sticky_action_prob)
+                 sticky_action_prob=(sticky_action_prob if sticky_action_prob is not None
+                                     else metadata.get("sticky_action_prob")))
   _check_env_matches(env, metadata, policy_dir, env_id)
   num_actions = metadata["num_actions"]
   rng = np.random.default_rng([seed, 3])
@@ -88,20 +118,9 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
         observation=tf.constant(time_step.observation[None]))
     return int(policy.action(batched, ()).action.numpy()[0])
 
-  returns, lengths = [], []
-  for _ in range(episodes):
-    time_step = env.reset()
-    total, steps = 0.0, 0
-    while not time_step.is_last() and steps < max_episode_steps:
-      if rng.random() < epsilon:
-        action = int(rng.integers(num_actions))
-      else:
-        action = act(time_step)
-      time_step = env.step(np.int32(action))
-      total += float(time_step.reward)
-      steps += 1
-    returns.append(total)
-    lengths.append(steps)
+  returns, lengths = play_episodes(
+      env, act, episodes=episodes, epsilon=epsilon, num_actions=num_actions,
+      rng=rng, max_episode_steps=max_episode_steps)
   env.close()
   result = {"env": env_id, "episodes": episodes,
             "mean_return": float(np.mean(returns)),

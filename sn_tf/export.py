@@ -29,11 +29,16 @@ class PolicyExporter:
   inference mode, so loading and acting never runs power iteration.
   """
 
-  def __init__(self, policy, train_step: tf.Variable, metadata: Dict[str, Any]):
+  def __init__(self, policy, train_step: tf.Variable, metadata: Dict[str, Any],
+               policies_dir: str = ""):
     self._saver = policy_saver.PolicySaver(policy, batch_size=None,
                                            train_step=train_step)
     self._train_step = train_step
     self._metadata = dict(metadata)
+    if policies_dir and os.path.isdir(policies_dir):
+      # Left by an export killed mid-write (the caller holds the run lock).
+      from sn_tf.checkpointing import remove_stale_temporaries  # pylint: disable=g-import-not-at-top
+      remove_stale_temporaries(policies_dir)
 
   def export(self, directory: str) -> str:
     """Writes the policy to ``directory`` atomically; returns the path."""

@@ -119,8 +119,22 @@ class MulEpsAdam(ReferenceAdam):
     super().__init__(*args, **kwargs)
     self.rho = _check_rho(rho)
 
+  def build(self, var_list):
+    super().build(var_list)
+    if not hasattr(self, "_step_rho"):
+      # rho of the current step, read once before any variable is updated
+      # (a callable rho would otherwise see the kernels already stepped).
+      self._step_rho = self.add_variable(shape=(), dtype=tf.float32,
+                                         initializer="ones", name="step_rho")
+
+  def apply_gradients(self, grads_and_vars, *args, **kwargs):
+    grads_and_vars = list(grads_and_vars)
+    self.build([v for _, v in grads_and_vars])
+    self._step_rho.assign(read_rho(self.rho))
+    return super().apply_gradients(grads_and_vars, *args, **kwargs)
+
   def _epsilon_multiplier(self, dtype):
-    return read_rho(self.rho, dtype)
+    return tf.cast(self._step_rho, dtype)
 
   def get_config(self):
     config = super().get_config()

@@ -32,11 +32,13 @@ from sn_tf.agents import c51
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
 from sn_tf.envs import make_env, parse_env_id
+from sn_tf.evaluation import play_episodes
 from sn_tf.export import PolicyExporter
 from sn_tf.replay import FrameStackReplay, UniformReplay
 
-# Fields that may change when a run is resumed (extending the budget).
-RESUMABLE_CHANGES = ("num_steps",)
+# Fields that may change when a run is resumed: the budget (to extend a run),
+# where the run lives (moved, or given as a relative path) and threading.
+RESUMABLE_CHANGES = ("num_steps", "root_dir", "tf_threads")
 
 
 def linear_epsilon(step: int, config: TrainConfig) -> float:
@@ -136,19 +138,11 @@ class _Evaluator:
                    atari_protocol=c.atari_protocol,
                    sticky_action_prob=c.sticky_action_prob)
     rng = np.random.default_rng([c.seed, 2, index])
-    returns = []
-    for _ in range(c.eval_episodes):
-      time_step = env.reset()
-      total, steps = 0.0, 0
-      while not time_step.is_last() and steps < c.eval_max_episode_steps:
-        if rng.random() < c.eval_epsilon:
-          action = int(rng.integers(self._num_actions))
-        else:
-          action = int(self._greedy(time_step.observation[None])[0])
-        time_step = env.step(np.int32(action))
-        total += float(time_step.reward)
-        steps += 1
-      returns.append(total)
+    returns, _ = play_episodes(
+        env, lambda ts: int(self._greedy(ts.observation[None]).numpy()[0]),
+        episodes=c.eval_episodes, epsilon=c.eval_epsilon,
+        num_actions=self._num_actions, rng=rng,
+        max_episode_steps=c.eval_max_episode_steps)
     env.close()
     return returns
 
@@ -204,7 +198,9 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
       env=config.env, observation_shape=list(observation_spec.shape),
       observation_dtype=np.dtype(observation_spec.dtype).name,
       num_actions=num_actions, spectral=config.spectral,
-      atari_protocol=config.atari_protocol))
+      atari_protocol=config.atari_protocol,
+      sticky_action_prob=config.sticky_action_prob),
+      policies_dir=os.path.join(root, "policies"))
   evaluate = _Evaluator(config, greedy, num_actions)
 
   # Loop state; everything here is in the checkpoint.
@@ -231,8 +227,10 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
                       "run starts a new episode.", config.env)
       time_step, episode_return = env.reset(), 0.0
       replay.end_episode()  # the stored episode will not continue
-    metrics.truncate_after(step)
     logging.info("Resumed %s from step %d.", root, step)
+  # Rows newer than the restored state (or any row, when starting afresh
+  # after a kill before the first checkpoint) are written again by this run.
+  metrics.truncate_after(step)
   if step >= config.num_steps:
     logging.info("%s is already complete (%d steps).", root, step)
 

@@ -136,3 +136,16 @@ def test_checkpoint_round_trip_of_slots(tmp_path):
   ckpt.read(path).assert_existing_objects_matched()
   for a, v in zip(values, opt.variables):
     np.testing.assert_array_equal(a, v.numpy())
+
+
+def test_muleps_reads_rho_once_per_step_before_any_update():
+  """rho depending on a variable being updated: one step of MulEps equals
+  one step of DivGrad (both moments start at zero) for every variable."""
+  outs = []
+  for cls in (DivGradAdam, MulEpsAdam):
+    w = tf.Variable([3.0, 4.0])
+    b = tf.Variable([1.0])
+    opt = cls(rho=lambda w=w: tf.norm(w), learning_rate=1.0, epsilon=1.0)
+    opt.apply_gradients([(tf.constant([1.0, 1.0]), w), (tf.constant([1.0]), b)])
+    outs.append(np.concatenate([w.numpy(), b.numpy()]))
+  np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)

@@ -75,12 +75,20 @@ class SNConv2D(SpectralMixin, tf.keras.layers.Conv2D):
   def _transpose(self, kernel, u):
     if self.norm == "reshape":
       return tf.linalg.matvec(tf.reshape(kernel, (-1, self.filters)), u)
-    # A^T u is the gradient of <u, A x> w.r.t. x (A is linear in x).
-    x = tf.zeros(self.v.shape, self.v.dtype)
-    with tf.GradientTape() as tape:
-      tape.watch(x)
-      y = self.convolution_op(x, kernel)
-    return tape.gradient(y, x, output_gradients=u)
+    # A^T u: the transposed convolution (the gradient of <u, A x> w.r.t. x).
+    # A dilated kernel is first written out with zeros between its taps,
+    # because CPU kernels of the transposed conv do not support dilation.
+    dh, dw = self.dilation_rate
+    if dh > 1 or dw > 1:
+      kh, kw, cin, cout = kernel.shape
+      spread = tf.reshape(kernel, (kh, 1, kw, 1, cin, cout))
+      spread = tf.pad(spread, [[0, 0], [0, dh - 1], [0, 0], [0, dw - 1],
+                               [0, 0], [0, 0]])
+      kernel = tf.reshape(spread, (kh * dh, kw * dw, cin, cout))[
+          :(kh - 1) * dh + 1, :(kw - 1) * dw + 1]
+    return tf.nn.conv2d_transpose(
+        u, kernel, output_shape=self.v.shape, strides=self.strides,
+        padding=self.padding.upper(), data_format=self._tf_data_format)
 
   def call(self, inputs, training=None):
     if inputs.dtype.base_dtype != self._compute_dtype_object.base_dtype:

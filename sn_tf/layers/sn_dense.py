@@ -17,7 +17,9 @@ class SNDense(SpectralMixin, tf.keras.layers.Dense):
   Shapes: inputs ``[..., in]``, kernel ``W: [in, units]``, outputs
   ``[..., units]``. State (non-trainable): ``u: [units]`` (output space),
   ``v: [in]`` (input space), ``sigma: []`` (latest training-time estimate of
-  ``||W||_2``, before division by K; 0 until the first training call).
+  ``||W||_2``, before division by K). At build time u, v and sigma are warmed
+  up by ``WARMUP_ITERATIONS`` power-iteration steps on the initial kernel, so
+  inference before any training call already divides by a good estimate.
 
   Args:
     units: as ``tf.keras.layers.Dense``; every other ``Dense`` argument works.

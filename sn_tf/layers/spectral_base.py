@@ -25,6 +25,10 @@ from typing import Any, Dict, Optional, Tuple
 import tensorflow as tf
 
 EPS = 1e-12
+# Power-iteration steps run once when a layer is built, so that a layer used
+# for inference before any training call (e.g. a target network) already
+# divides by a good estimate of ||W||_2 instead of u^T W v of random vectors.
+WARMUP_ITERATIONS = 30
 
 
 @tf.keras.utils.register_keras_serializable(package="sn_tf")
@@ -109,9 +113,19 @@ class SpectralMixin:
                              initializer=UnitNormal(), **state)
     self.v = self.add_weight(name="v", shape=v_shape,
                              initializer=UnitNormal(), **state)
-    # 0 means "not estimated yet": sigma is written by training calls only.
     self.sigma = self.add_weight(name="sigma", shape=(),
                                  initializer="zeros", **state)
+    # Warm up u, v (and sigma) from the initial kernel, eagerly even when the
+    # layer is first built inside a tf.function.
+    with tf.init_scope():
+      w = tf.cast(self.kernel, self.u.dtype)
+      u, v = tf.convert_to_tensor(self.u), tf.convert_to_tensor(self.v)
+      for _ in range(WARMUP_ITERATIONS):
+        v = _normalize(self._transpose(w, u))
+        u = _normalize(self._forward(w, v))
+      self.u.assign(u)
+      self.v.assign(v)
+      self.sigma.assign(tf.reduce_sum(u * self._forward(w, v)))
 
   # -- the linear map, provided by subclasses --------------------------------
 

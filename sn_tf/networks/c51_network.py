@@ -83,7 +83,6 @@ class SNCategoricalQNetwork(network.Network):
     self._flatten = tf.keras.layers.Flatten()
     for j, units in enumerate(fc_units + (self._num_actions * num_atoms,)):
       i = len(conv_layers) + j
-      last = i == num_layers - 1
       self._sn_layers.append(SNDense(
           units, active=i in self._selection.normalised, name=f"dense{i}",
           **sn_args))

@@ -19,16 +19,17 @@ that begins at ``j`` is fully written, i.e. once its next observation sits in
 next observation has been overwritten, and no transition spans two episodes.
 """
 
-import json
 import numbers
 import operator
-import os
-import tempfile
 from typing import Any, Dict, Tuple
 
 import numpy as np
 
+from sn_tf.replay import _npz_io
+
 _FORMAT_VERSION = 1
+# Named in load errors only: version 1 metadata has no "kind" entry.
+_KIND = "UniformReplay"
 _ARRAY_KEYS = ("obs", "action", "reward", "terminal", "starts")
 # Rejection sampling redraws invalid candidates at most this many rounds, then
 # draws the rest directly from the list of valid slots (same distribution).
@@ -327,34 +328,9 @@ class UniformReplay:
     Args:
       path: destination file.
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(
-        dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-      with os.fdopen(fd, "wb") as f:
-        np.savez(f, metadata=np.array(json.dumps(self._metadata())),
-                 **{key: getattr(self, "_" + key) for key in _ARRAY_KEYS})
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(tmp_path, path)
-    except BaseException:
-      try:
-        os.remove(tmp_path)
-      except FileNotFoundError:
-        pass
-      raise
-    # Make the rename itself durable (best effort: not every OS allows it).
-    try:
-      dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-      return
-    try:
-      os.fsync(dir_fd)
-    except OSError:
-      pass
-    finally:
-      os.close(dir_fd)
+    _npz_io.atomic_savez(
+        path, self._metadata(),
+        {key: getattr(self, "_" + key) for key in _ARRAY_KEYS})
 
   @classmethod
   def load(cls, path: str) -> "UniformReplay":
@@ -372,25 +348,14 @@ class UniformReplay:
     Raises:
       ValueError: if the file is not a compatible ``UniformReplay`` save.
     """
-    with np.load(os.fspath(path), allow_pickle=False) as data:
-      if "metadata" not in data.files:
-        raise ValueError(f"{path} is not a UniformReplay save file.")
-      meta = json.loads(str(data["metadata"]))
-      if meta.get("format_version") != _FORMAT_VERSION:
-        raise ValueError(
-            f"{path} has format version {meta.get('format_version')!r}; "
-            f"this code reads version {_FORMAT_VERSION}.")
-      replay = cls(meta["capacity"], tuple(meta["obs_shape"]),
-                   obs_dtype=np.dtype(meta["obs_dtype"]), seed=meta["seed"],
-                   check_contiguity=meta["check_contiguity"])
-      for key in _ARRAY_KEYS:
-        target = getattr(replay, "_" + key)
-        array = data[key]
-        if array.shape != target.shape or array.dtype != target.dtype:
-          raise ValueError(f"{path}: array {key!r} has shape {array.shape} "
-                           f"and dtype {array.dtype}, expected "
-                           f"{target.shape} and {target.dtype}.")
-        target[...] = array
+    meta, arrays = _npz_io.read_npz(path, _KIND, _FORMAT_VERSION, _ARRAY_KEYS,
+                                    check_kind=False)
+    replay = cls(meta["capacity"], tuple(meta["obs_shape"]),
+                 obs_dtype=np.dtype(meta["obs_dtype"]), seed=meta["seed"],
+                 check_contiguity=meta["check_contiguity"])
+    _npz_io.restore_arrays(
+        path, arrays,
+        {key: getattr(replay, "_" + key) for key in _ARRAY_KEYS})
     replay._cursor = meta["cursor"]
     replay._new_episode = meta["new_episode"]
     replay._num_valid = meta["num_valid"]
