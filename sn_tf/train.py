@@ -155,6 +155,10 @@ def train(config: TrainConfig) -> Dict[str, Any]:
     ``policy_dir``, the final exported policy.
   """
   validate(config)
+  if config.num_steps <= config.learning_starts:
+    logging.warning("num_steps=%d <= learning_starts=%d: this run never updates "
+                    "the network (a random-policy run).", config.num_steps,
+                    config.learning_starts)
   root = os.path.abspath(config.root_dir)
   os.makedirs(root, exist_ok=True)
   with run_lock(root):
