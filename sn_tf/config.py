@@ -36,12 +36,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         clip_rewards=True, atari_protocol="dopamine"),
 }
 
-CONV_NORMS = ("operator", "reshape")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
-EPSILON_PLACEMENTS = ("keras", "reference")
-SCHEDULERS = ("none", "divout", "divgrad", "muleps")
-SCOPES = ("global", "per_layer")
-ATARI_PROTOCOLS = ("paper", "dopamine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,7 +143,10 @@ def _is_int(x) -> bool:
 def validate(c: TrainConfig) -> None:
   """Checks every field of ``c`` (see ``make_config``)."""
   # Late import: the env registry imports gymnasium/ale-py.
-  from sn_tf.envs import parse_env_id  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from sn_tf.envs import ATARI_PROTOCOLS, parse_env_id
+  from sn_tf.layers.sn_conv import NORMS as CONV_NORMS
+  # pylint: enable=g-import-not-at-top
   try:
     parse_env_id(c.env)
   except ValueError as e:
@@ -227,7 +225,11 @@ def validate(c: TrainConfig) -> None:
 
 def _validate_scheduler(c: TrainConfig, spectral, num_layers: int) -> None:
   """Optimiser/scheduler fields, and combinations that cannot work."""
-  from sn_tf.networks import parse_layer_selection  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from sn_tf.networks import parse_layer_selection
+  from sn_tf.optimizers import EPSILON_PLACEMENTS, SCOPES
+  from sn_tf.schedulers import SCHEDULERS
+  # pylint: enable=g-import-not-at-top
   _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer,
          f"allowed: {', '.join(OPTIMIZERS)}")
   _check(c.adam_epsilon_placement in EPSILON_PLACEMENTS,
