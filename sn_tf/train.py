@@ -224,8 +224,8 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
     train_returns_since_eval = state["train_returns_since_eval"]
     losses_since_eval = state["losses_since_eval"]
     if state["env_state"] is not None:
-      env.set_state(state["env_state"])
-      time_step = state["time_step"]
+      env.set_state(state["env_state"])  # includes the current time step
+      time_step = env.current_time_step()
     else:
       logging.warning("The env state of %s was not checkpointable; the resumed "
                       "run starts a new episode.", config.env)
@@ -248,8 +248,7 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
         episode_return=episode_return, window_returns=window_returns,
         window_losses=window_losses, env_state=env_state,
         train_returns_since_eval=train_returns_since_eval,
-        losses_since_eval=losses_since_eval,
-        time_step=time_step if env_state is not None else None))
+        losses_since_eval=losses_since_eval))
 
   progress = logs.Progress(config.num_steps, step)
   sigma_names = [f"sigma/{layer.name}" for layer in network.sn_layers]
