@@ -83,21 +83,27 @@ class ReferenceAdam(tf.keras.optimizers.Adam):
     key = self._var_key(variable)
     m = self._momentums[self._index_dict[key]]
     v = self._velocities[self._index_dict[key]]
-    m.assign_add((gradient - m) * (1 - self.beta_1))
-    v.assign_add((tf.square(gradient) - v) * (1 - self.beta_2))
-    if self.amsgrad:
-      v_hat_var = self._velocity_hats[self._index_dict[key]]
-      v_hat_var.assign(tf.maximum(v_hat_var, v))
-      v = v_hat_var
     eps = (tf.convert_to_tensor(self.epsilon, dtype)
            * tf.cast(self._epsilon_multiplier(dtype), dtype))
-    if self.epsilon_placement == "keras":
-      alpha = lr * tf.sqrt(1 - beta_2_power) / (1 - beta_1_power)
-      variable.assign_sub(m * alpha / (tf.sqrt(v) + eps))
+    if self.epsilon_placement == "reference":
+      # lr m_hat / (sqrt(v_hat) + eps)
+      #   = lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps sqrt(1 - b2^t)):
+      # Keras' placement with a rescaled epsilon.
+      eps = eps * tf.sqrt(1 - beta_2_power)
+    beta_1 = tf.convert_to_tensor(self.beta_1, dtype)
+    beta_2 = tf.convert_to_tensor(self.beta_2, dtype)
+    if self.amsgrad:
+      v_hat = self._velocity_hats[self._index_dict[key]]
+      tf.raw_ops.ResourceApplyAdamWithAmsgrad(
+          var=variable.handle, m=m.handle, v=v.handle, vhat=v_hat.handle,
+          beta1_power=beta_1_power, beta2_power=beta_2_power, lr=lr,
+          beta1=beta_1, beta2=beta_2, epsilon=eps, grad=gradient)
     else:
-      m_hat = m / (1 - beta_1_power)
-      v_hat = v / (1 - beta_2_power)
-      variable.assign_sub(lr * m_hat / (tf.sqrt(v_hat) + eps))
+      # One fused kernel per variable (CPU, GPU and XLA) instead of ~15 ops.
+      tf.raw_ops.ResourceApplyAdam(
+          var=variable.handle, m=m.handle, v=v.handle,
+          beta1_power=beta_1_power, beta2_power=beta_2_power, lr=lr,
+          beta1=beta_1, beta2=beta_2, epsilon=eps, grad=gradient)
 
   def get_config(self) -> Dict[str, Any]:
     config = super().get_config()

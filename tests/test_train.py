@@ -221,3 +221,71 @@ def test_second_process_on_same_root_dir_is_refused(tmp_path):
   assert not (root / "metrics.csv").exists()
   result = train(tiny_config(root, num_steps=10, eval_every=10))  # free again
   assert result["step"] == 10
+
+
+def _straightforward_run(config):
+  """The training loop written plainly: a tf.function call to act, then
+  ``agent.train`` on a TF-Agents Trajectory (``make_train_fn(lean=False)``).
+
+  Returns the losses and the final online-network variables.
+  """
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
+  from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
+  from sn_tf.replay import UniformReplay  # pylint: disable=g-import-not-at-top
+  tf.keras.utils.set_random_seed(config.seed)
+  env = make_env(config.env, seed=config.seed, training=True)
+  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
+                                   tensor_spec.from_spec(env.action_spec()))
+  greedy = c51.make_greedy_fn(network, env.observation_spec(), config.min_q_value,
+                              config.max_q_value)
+  train_step = c51.make_train_fn(agent, config.clip_rewards, lean=False)
+  replay = UniformReplay(config.replay_capacity, env.observation_spec().shape,
+                         env.observation_spec().dtype, seed=config.seed + 1)
+  rng = np.random.default_rng([config.seed, 1])
+  num_actions = int(env.action_spec().maximum) + 1
+  time_step, losses = env.reset(), []
+  for step in range(1, config.num_steps + 1):
+    if rng.random() < linear_epsilon(step - 1, config):
+      action = int(rng.integers(num_actions))
+    else:
+      action = int(greedy(time_step.observation[None]).numpy()[0])
+    next_step = env.step(np.int32(action))
+    end = bool(next_step.is_last())
+    replay.add(time_step.observation, action, float(next_step.reward),
+               next_step.observation,
+               terminal=end and float(next_step.discount) == 0.0, episode_end=end)
+    time_step = env.reset() if end else next_step
+    if step > config.learning_starts and step % config.update_period == 0:
+      losses.append(float(train_step(replay.sample(config.batch_size))))
+  return losses, [v.numpy() for v in network.trainable_variables]
+
+
+@pytest.mark.parametrize("scheduler", ["none", "muleps"])
+def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler):
+  """train() (one FlatCall for train + next action, lean update) makes the
+  same updates as the plain loop: equal mean losses per eval window and equal
+  final weights."""
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
+  from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
+  spectral = "-2L" if scheduler == "muleps" else "-2"
+  config = tiny_config(tmp_path / "run", num_steps=300, eval_every=100,
+                       epsilon_decay_steps=100, target_update_period=20,
+                       spectral=spectral, scheduler=scheduler,
+                       scheduler_layers="-2")
+  train(config)
+  losses, weights = _straightforward_run(config)
+  assert len(losses) == 200
+  windows = [np.mean(losses[:100]), np.mean(losses[100:])]
+  got = [float(r["loss"]) for r in rows(config.root_dir)[1:]]
+  np.testing.assert_allclose(got, windows, rtol=1e-5)
+  # The run's final weights, from its last checkpoint.
+  env = make_env(config.env, seed=0, training=True)
+  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
+                                   tensor_spec.from_spec(env.action_spec()))
+  ckpt = sorted(os.listdir(os.path.join(config.root_dir, "checkpoints")))[-1]
+  tf.train.Checkpoint(agent=agent).read(os.path.join(
+      config.root_dir, "checkpoints", ckpt, "tf")).expect_partial()
+  for a, b in zip([v.numpy() for v in network.trainable_variables], weights):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

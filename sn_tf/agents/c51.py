@@ -121,21 +121,28 @@ def build_agent(config: TrainConfig, time_step_spec, action_spec
   return agent, network
 
 
-def make_greedy_fn(network: SNCategoricalQNetwork, observation_spec,
-                   min_q_value: float, max_q_value: float
-                   ) -> Callable[[np.ndarray], tf.Tensor]:
-  """Compiled greedy action selection, ``[B, *obs] -> [B]`` int32."""
+def _greedy_actions_fn(network: SNCategoricalQNetwork, min_q_value: float,
+                       max_q_value: float) -> Callable[[tf.Tensor], tf.Tensor]:
+  """Greedy actions of ``network`` in inference mode, ``[B, *obs] -> [B]``."""
   support = tf.linspace(float(min_q_value), float(max_q_value),
                         network.num_atoms)
 
-  @tf.function(input_signature=[tf.TensorSpec(
-      [None] + list(observation_spec.shape), observation_spec.dtype)])
   def greedy_actions(observations):
     logits, _ = network(observations, training=False)
     q_values = tf.reduce_sum(tf.nn.softmax(logits) * support, axis=-1)
     return tf.argmax(q_values, axis=-1, output_type=tf.int32)
 
   return greedy_actions
+
+
+def make_greedy_fn(network: SNCategoricalQNetwork, observation_spec,
+                   min_q_value: float, max_q_value: float
+                   ) -> Callable[[np.ndarray], tf.Tensor]:
+  """Compiled greedy action selection, ``[B, *obs] -> [B]`` int32."""
+  return tf.function(
+      _greedy_actions_fn(network, min_q_value, max_q_value),
+      input_signature=[tf.TensorSpec([None] + list(observation_spec.shape),
+                                     observation_spec.dtype)])
 
 
 def _batch_signature(agent) -> Dict[str, tf.TensorSpec]:
@@ -192,15 +199,15 @@ def make_train_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
   return train_step
 
 
-def _make_lean_train_fn(agent, clip_rewards: bool):
+def _lean_update_fn(agent, clip_rewards: bool):
+  """One lean update (uncompiled): batch -> loss."""
   # pylint: disable=protected-access
   online, target = agent._q_network, agent._target_q_network
   optimizer, support, gamma = agent._optimizer, agent._support, agent._gamma
   update_target = agent._update_target  # TF-Agents' Periodically (checkpointed)
   # pylint: enable=protected-access
 
-  @tf.function(input_signature=[_batch_signature(agent)], autograph=False)
-  def train_step(batch):
+  def update(batch):
     reward = batch["reward"]
     if clip_rewards:
       reward = tf.clip_by_value(reward, -1.0, 1.0)
@@ -215,4 +222,40 @@ def _make_lean_train_fn(agent, clip_rewards: bool):
     with tf.control_dependencies([update_target()]):
       return tf.identity(loss)
 
-  return train_step
+  return update
+
+
+def _make_lean_train_fn(agent, clip_rewards: bool):
+  return tf.function(_lean_update_fn(agent, clip_rewards),
+                     input_signature=[_batch_signature(agent)], autograph=False)
+
+
+def make_train_and_act_fn(agent: categorical_dqn_agent.CategoricalDqnAgent,
+                          clip_rewards: bool, min_q_value: float,
+                          max_q_value: float
+                          ) -> Callable[[Dict[str, np.ndarray], np.ndarray],
+                                        Tuple[tf.Tensor, tf.Tensor]]:
+  """The lean train step and the next greedy action in one compiled call.
+
+  ``(batch, observations [B', *obs]) -> (loss, actions [B'])``: the update of
+  ``make_train_fn(agent, clip_rewards)`` followed by the greedy actions of
+  ``make_greedy_fn`` for ``observations`` with the updated online network.
+  The loop's "train at the end of step t, act at the start of step t + 1"
+  then costs one call instead of two (a call costs 0.25-0.4 ms here), with
+  the same actions and updates.
+  """
+  update = _lean_update_fn(agent, clip_rewards)
+  greedy = _greedy_actions_fn(agent._q_network,  # pylint: disable=protected-access
+                              min_q_value, max_q_value)
+  obs_spec = agent.time_step_spec.observation
+
+  @tf.function(input_signature=[
+      _batch_signature(agent),
+      tf.TensorSpec([None] + list(obs_spec.shape), obs_spec.dtype)],
+               autograph=False)
+  def train_and_act(batch, observations):
+    loss = update(batch)
+    with tf.control_dependencies([loss]):
+      return loss, greedy(observations)
+
+  return train_and_act
