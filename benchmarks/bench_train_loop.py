@@ -3,8 +3,10 @@
 For each --spectral setting: runs the real training loop (`sn_tf.train.train`)
 on MinAtar Breakout and reports env steps/s over the last logging window
 (after tracing and warm-up), plus the isolated compiled train-step and
-greedy-act times measured in the same process, and the ratio of end-to-end
-speed to the floor 1 / (train step + act step). Prints a table, then
+greedy-act times measured in the same process, the ratio of end-to-end
+speed to the floor 1 / (train step + act step), and the time of the loop's
+fused train + next-action call (which is why the ratio can exceed 1). Then
+a profile of the train step's parts. Prints the tables, then
 `end_to_end_steps_per_s_sn=<value>` for the last SN setting.
 
   python benchmarks/bench_train_loop.py [--spectral none,-2] [--steps 6000]
@@ -22,39 +24,79 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 
+def _timed(fn, repeats):
+  """Median over 5 blocks of the ms per call of ``fn``, after 20 warm-ups."""
+  for _ in range(20):
+    fn()
+  blocks = []
+  for _ in range(5):
+    start = time.perf_counter()
+    for _ in range(repeats // 5):
+      fn()
+    blocks.append((time.perf_counter() - start) / (repeats // 5))
+  return 1e3 * float(np.median(blocks))
+
+
 def isolated_times(config, repeats):
-  """Median-of-5 ms of one compiled train step (batch 32) and one act call."""
+  """ms of the loop's compiled calls, each through FlatCall as the loop makes
+  them, on a random batch of 32: the train step, one act call, and the fused
+  train + next action call; plus the profile of the train step's parts."""
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
+  from sn_tf.agents import c51, losses  # pylint: disable=g-import-not-at-top
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
+  from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
   env = make_env(config.env, seed=0, training=True)
   agent, net = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
                                tensor_spec.from_spec(env.action_spec()))
-  train_step = c51.make_train_fn(agent, config.clip_rewards)
-  greedy = c51.make_greedy_fn(net, env.observation_spec(), config.min_q_value,
-                              config.max_q_value)
+  agent._optimizer.build(net.trainable_variables)  # pylint: disable=protected-access
+  train_step = FlatCall(c51.make_train_fn(agent, config.clip_rewards))
+  greedy = FlatCall(c51.make_greedy_fn(net, env.observation_spec(), config.min_q_value,
+                                       config.max_q_value))
+  fused = FlatCall(c51.make_train_and_act_fn(agent, config.clip_rewards,
+                                             config.min_q_value, config.max_q_value))
   rng = np.random.default_rng(0)
   shape = (config.batch_size,) + tuple(env.observation_spec().shape)
   batch = dict(obs=(rng.random(shape) > 0.7).astype(np.uint8),
                next_obs=(rng.random(shape) > 0.7).astype(np.uint8),
-               action=rng.integers(0, 6, shape[0]).astype(np.int32),
+               action=rng.integers(0, 3, shape[0]).astype(np.int32),
                reward=rng.random(shape[0]).astype(np.float32),
                discount=np.ones(shape[0], np.float32))
   obs = batch["obs"][:1]
+  times = dict(
+      train=_timed(lambda: float(train_step(batch)), repeats),
+      act=_timed(lambda: int(greedy(obs).numpy()[0]), repeats),
+      fused=_timed(lambda: [t.numpy() for t in fused(batch, obs)], repeats))
 
-  def timed(fn):
-    for _ in range(20):
-      fn()
-    blocks = []
-    for _ in range(5):
-      start = time.perf_counter()
-      for _ in range(repeats // 5):
-        fn()
-      blocks.append((time.perf_counter() - start) / (repeats // 5))
-    return 1e3 * float(np.median(blocks))
+  # Profile: cumulative compiled pieces of the train step (tensors in, so no
+  # conversion), each a separate call whose fixed cost is the first row.
+  # pylint: disable=protected-access
+  online, target = agent._q_network, agent._target_q_network
+  support, optimizer = agent._support, agent._optimizer
+  # pylint: enable=protected-access
+  tb = {k: tf.constant(v) for k, v in batch.items()}
+  grads = [tf.zeros_like(v) + 1e-3 for v in online.trainable_weights]
 
-  return (timed(lambda: float(train_step(batch))),
-          timed(lambda: int(greedy(obs).numpy()[0])))
+  def loss_of():
+    target_logits, _ = target(tb["next_obs"], training=False)
+    logits, _ = online(tb["obs"], training=True)
+    return losses.c51_loss(logits, tb["action"], target_logits, tb["reward"],
+                           tb["discount"], support, 0.99)
+
+  def grad_of():
+    with tf.GradientTape() as tape:
+      loss = loss_of()
+    return tape.gradient(loss, online.trainable_weights)
+
+  pieces = [
+      ("empty compiled call", lambda: tb["reward"]),
+      ("target forward", lambda: target(tb["next_obs"], training=False)[0]),
+      ("+ online forward (training) + C51 loss", loss_of),
+      ("+ backward", grad_of),
+      ("Adam update alone (fused kernel)", lambda: optimizer.apply_gradients(
+          zip(grads, online.trainable_weights))),
+  ]
+  profile = [(name, _timed(tf.function(fn), repeats)) for name, fn in pieces]
+  return times, profile
 
 
 def main():
@@ -64,6 +106,8 @@ def main():
   parser.add_argument("--steps", type=int, default=6000)
   parser.add_argument("--threads", type=int, default=1)
   parser.add_argument("--repeats", type=int, default=500)
+  parser.add_argument("--num_envs", type=int, default=1,
+                      help="envs stepped together (batched acting)")
   args = parser.parse_args()
   specs = args.spectral.split(";") if ";" in args.spectral else args.spectral.split(",")
   if args.steps < 2000:
@@ -72,13 +116,15 @@ def main():
   from sn_tf.logs import read_csv  # pylint: disable=g-import-not-at-top
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
-  print(f"TF {tf.__version__}, tf_threads={args.threads}, MinAtar Breakout, "
+  print(f"TF {tf.__version__}, tf_threads={args.threads}, "
+        f"num_envs={args.num_envs}, MinAtar Breakout, "
         f"batch 32, one update per env step, {args.steps} steps per run")
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
-            f"{'act ms':>7s} {'floor steps/s':>14s} {'e2e/floor':>10s}")
+            f"{'act ms':>7s} {'floor steps/s':>14s} {'e2e/floor':>10s} "
+            f"{'fused ms':>10s}")
   print(header)
   print("-" * len(header))
-  last = None
+  last, profiles = None, {}
   for spec in specs:
     root = tempfile.mkdtemp(prefix="bench_train_loop_")
     try:
@@ -86,18 +132,23 @@ def main():
           "minatar:breakout", root, "minatar", spectral=spec,
           num_steps=args.steps, learning_starts=500, log_every=1000,
           eval_every=args.steps, eval_episodes=1, eval_max_episode_steps=100,
-          tf_threads=args.threads)
+          tf_threads=args.threads, num_envs=args.num_envs)
       train(config)
       # The steps/s of the last logging window: after tracing and warm-up,
       # before the final evaluation.
       e2e = float(read_csv(os.path.join(root, "metrics.csv"))[-1]["steps_per_second"])
     finally:
       shutil.rmtree(root, ignore_errors=True)
-    train_ms, act_ms = isolated_times(config, args.repeats)
-    floor = 1e3 / (train_ms + act_ms)
-    print(f"{spec:10s} {e2e:12.1f} {train_ms:9.3f} {act_ms:7.3f} "
-          f"{floor:14.1f} {e2e / floor:10.2f}")
+    times, profiles[spec] = isolated_times(config, args.repeats)
+    floor = 1e3 / (times["train"] + times["act"])
+    print(f"{spec:10s} {e2e:12.1f} {times['train']:9.3f} {times['act']:7.3f} "
+          f"{floor:14.1f} {e2e / floor:10.2f} {times['fused']:10.3f}", flush=True)
     last = (spec, e2e)
+  print()
+  print("Where the train step's time goes (ms per compiled call, tensors in):")
+  print(f"{'piece':42s} " + " ".join(f"{s:>8s}" for s in specs))
+  for i, (name, _) in enumerate(profiles[specs[0]]):
+    print(f"{name:42s} " + " ".join(f"{profiles[s][i][1]:8.3f}" for s in specs))
   print(f"end_to_end_steps_per_s_{'none' if last[0] == 'none' else 'sn'}={last[1]:.1f}")
 
 

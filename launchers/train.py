@@ -37,6 +37,8 @@ _INTS = {
     "power_iterations": "Power-iteration steps per training forward pass.",
     "num_atoms": "Atoms of the C51 distribution.",
     "tf_threads": "TF intra/inter-op threads (0: TF's default).",
+    "num_envs": "Environments stepped together, one replay stream each "
+                "(num_envs / update_period updates per iteration).",
 }
 _FLOATS = {
     "lr": "Adam learning rate.",

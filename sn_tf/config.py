@@ -93,6 +93,9 @@ class TrainConfig:
   sticky_action_prob: Optional[float] = None  # None = the env's default
   # Execution.
   tf_threads: int = 1
+  # Environments stepped together, each with its own replay stream; one
+  # iteration is num_envs env steps and num_envs / update_period updates.
+  num_envs: int = 1
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -159,7 +162,7 @@ def validate(c: TrainConfig) -> None:
                    "eval_max_episode_steps", "log_every", "num_atoms",
                    "batch_size", "replay_capacity", "update_period",
                    "target_update_period", "epsilon_decay_steps",
-                   "power_iterations", "tf_threads")
+                   "power_iterations", "tf_threads", "num_envs")
   for name in positive_ints:
     value = getattr(c, name)
     if name == "tf_threads":
@@ -177,6 +180,14 @@ def validate(c: TrainConfig) -> None:
          c.target_update_period,
          f"a multiple of update_period={c.update_period} (targets are copied "
          "every target_update_period / update_period updates)")
+  if c.num_envs > 1:
+    for name in ("num_steps", "eval_every", "log_every", "checkpoint_every"):
+      _check(getattr(c, name) % c.num_envs == 0, name, getattr(c, name),
+             f"a multiple of num_envs={c.num_envs} (the loop advances "
+             f"num_envs steps at a time)")
+    _check(c.replay_capacity >= 2 * c.batch_size * c.num_envs, "replay_capacity",
+           c.replay_capacity, f"at least 2 * batch_size * num_envs = "
+           f"{2 * c.batch_size * c.num_envs} (one stream per env)")
   _check(c.replay_capacity >= 2 * c.batch_size, "replay_capacity",
          c.replay_capacity, f"at least 2 * batch_size = {2 * c.batch_size}")
   for name in ("min_q_value", "max_q_value", "lr", "adam_eps",

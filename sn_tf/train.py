@@ -35,7 +35,7 @@ from sn_tf.envs import make_env, parse_env_id
 from sn_tf.evaluation import play_episodes
 from sn_tf.export import PolicyExporter
 from sn_tf.fast_call import FlatCall
-from sn_tf.replay import FrameStackReplay, UniformReplay
+from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
 
 # Fields that may change when a run is resumed: the budget (to extend a run),
 # where the run lives (moved, or given as a relative path) and threading.
@@ -172,12 +172,15 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   _configure_threads(config.tf_threads)
   tf.keras.utils.set_random_seed(config.seed)
 
-  env = make_env(config.env, seed=config.seed, training=True,
-                 atari_protocol=config.atari_protocol,
-                 sticky_action_prob=config.sticky_action_prob)
-  time_step_spec = env.time_step_spec()
+  # Env i is seeded seed + 104729 i (env 0: the run's seed).
+  envs = [make_env(config.env, seed=(config.seed + 104_729 * i) % 2**32,
+                   training=True, atari_protocol=config.atari_protocol,
+                   sticky_action_prob=config.sticky_action_prob)
+          for i in range(config.num_envs)]
+  num_envs = len(envs)
+  time_step_spec = envs[0].time_step_spec()
   observation_spec = time_step_spec.observation
-  action_spec = env.action_spec()
+  action_spec = envs[0].action_spec()
   num_actions = int(action_spec.maximum - action_spec.minimum + 1)
 
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
@@ -194,12 +197,26 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   # compiled call (tests check this gives the updates of agent.train).
   train_and_act = FlatCall(c51.make_train_and_act_fn(
       agent, config.clip_rewards, config.min_q_value, config.max_q_value))
+  # More than one update per iteration (num_envs > update_period): all but
+  # the last are plain train steps, traced when first needed.
+  train_only: List[FlatCall] = []
 
   # Atari stacks share frames: store each 84x84 frame once (~7 KB/transition).
   replay_cls = (FrameStackReplay if parse_env_id(config.env)[0] == "atari"
                 else UniformReplay)
-  replay = replay_cls(config.replay_capacity, tuple(observation_spec.shape),
-                      observation_spec.dtype, seed=config.seed + 1)
+  if num_envs == 1:
+    replay = replay_cls(config.replay_capacity, tuple(observation_spec.shape),
+                        observation_spec.dtype, seed=config.seed + 1)
+    load_replay = replay_cls.load
+    add_transition = lambda i, *args, **kw: replay.add(*args, **kw)
+    end_stream = lambda i: replay.end_episode()
+  else:  # one stream per env: an Atari stack must see one env's frames
+    replay = MultiStreamReplay(replay_cls, num_envs, config.replay_capacity,
+                               tuple(observation_spec.shape),
+                               observation_spec.dtype, seed=config.seed + 1)
+    load_replay = MultiStreamReplay.load
+    add_transition = lambda i, *args, **kw: replay.add(i, *args, **kw)
+    end_stream = lambda i: replay.end_episode(i)
   explore_rng = np.random.default_rng([config.seed, 1])
   checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
                                  {"agent": agent})
@@ -215,28 +232,32 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
 
   # Loop state; everything here is in the checkpoint.
   step, eval_index = 0, 0
-  time_step = env.reset()
-  episode_return, window_returns, window_losses = 0.0, [], []
+  time_steps = [env.reset() for env in envs]
+  episode_returns, window_returns, window_losses = [0.0] * num_envs, [], []
   train_returns_since_eval: List[float] = []
   losses_since_eval: List[float] = []
-  restored = checkpointer.restore_latest(replay_cls.load)
+  restored = checkpointer.restore_latest(load_replay)
   if restored is not None:
     step, replay, state = restored
+    if "env_state" in state:  # written by a single-env loop
+      state["env_states"] = [state.pop("env_state")]
+      state["episode_returns"] = [state.pop("episode_return")]
     explore_rng.bit_generator.state = state["explore_rng"]
     eval_index = state["eval_index"]
-    episode_return = state["episode_return"]
+    episode_returns = list(state["episode_returns"])
     window_returns = state["window_returns"]
     window_losses = state["window_losses"]
     train_returns_since_eval = state["train_returns_since_eval"]
     losses_since_eval = state["losses_since_eval"]
-    if state["env_state"] is not None:
-      env.set_state(state["env_state"])  # includes the current time step
-      time_step = env.current_time_step()
-    else:
-      logging.warning("The env state of %s was not checkpointable; the resumed "
-                      "run starts a new episode.", config.env)
-      time_step, episode_return = env.reset(), 0.0
-      replay.end_episode()  # the stored episode will not continue
+    for i, (env, env_state) in enumerate(zip(envs, state["env_states"])):
+      if env_state is not None:
+        env.set_state(env_state)  # includes the current time step
+        time_steps[i] = env.current_time_step()
+      else:
+        logging.warning("The env state of %s was not checkpointable; the "
+                        "resumed run starts a new episode.", config.env)
+        time_steps[i], episode_returns[i] = env.reset(), 0.0
+        end_stream(i)  # the stored episode will not continue
     logging.info("Resumed %s from step %d.", root, step)
   # Rows newer than the restored state (or any row, when starting afresh
   # after a kill before the first checkpoint) are written again by this run.
@@ -245,14 +266,16 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
     logging.info("%s is already complete (%d steps).", root, step)
 
   def checkpoint() -> None:
-    try:
-      env_state = env.get_state()
-    except NotImplementedError:
-      env_state = None
+    env_states = []
+    for env in envs:
+      try:
+        env_states.append(env.get_state())
+      except NotImplementedError:
+        env_states.append(None)
     checkpointer.save(step, replay.save, dict(
         explore_rng=explore_rng.bit_generator.state, eval_index=eval_index,
-        episode_return=episode_return, window_returns=window_returns,
-        window_losses=window_losses, env_state=env_state,
+        episode_returns=episode_returns, window_returns=window_returns,
+        window_losses=window_losses, env_states=env_states,
         train_returns_since_eval=train_returns_since_eval,
         losses_since_eval=losses_since_eval))
 
@@ -272,41 +295,62 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   log_start_step = step
   rate = float("nan")
 
-  # The greedy action for time_step.observation with the current weights,
-  # when the last train call computed it (None: compute it when needed).
-  next_greedy: Optional[int] = None
+  # The greedy actions for the envs' current observations with the current
+  # weights, when the last train call computed them (None: compute when
+  # needed).
+  next_greedy: Optional[List[int]] = None
 
   while step < config.num_steps:
-    # Act: epsilon-greedy with the online network in inference mode.
+    # Act: epsilon-greedy with the online network in inference mode; one
+    # batched greedy call for the envs that need one.
     epsilon = linear_epsilon(step, config)
-    if explore_rng.random() < epsilon:
-      action = int(explore_rng.integers(num_actions))
-    elif next_greedy is not None:
-      action = next_greedy
-    else:
-      action = int(greedy(time_step.observation[None]).numpy()[0])
+    actions: List[Optional[int]] = [None] * num_envs
+    for i in range(num_envs):
+      if explore_rng.random() < epsilon:
+        actions[i] = int(explore_rng.integers(num_actions))
+      elif next_greedy is not None:
+        actions[i] = next_greedy[i]
+    need = [i for i in range(num_envs) if actions[i] is None]
+    if need:
+      greedy_actions = greedy(np.stack([time_steps[i].observation for i in need]))
+      for i, a in zip(need, greedy_actions.numpy()):
+        actions[i] = int(a)
     next_greedy = None
-    next_step = env.step(np.int32(action))
-    reward = float(next_step.reward)
-    episode_end = bool(next_step.is_last())
-    replay.add(time_step.observation, action, reward, next_step.observation,
-               terminal=episode_end and float(next_step.discount) == 0.0,
-               episode_end=episode_end)
-    episode_return += reward
-    step += 1
-    if episode_end:
-      window_returns.append(episode_return)
-      train_returns_since_eval.append(episode_return)
-      episode_return = 0.0
-      time_step = env.reset()
-    else:
-      time_step = next_step
+    for i, env in enumerate(envs):
+      time_step = time_steps[i]
+      next_step = env.step(np.int32(actions[i]))
+      reward = float(next_step.reward)
+      episode_end = bool(next_step.is_last())
+      add_transition(i, time_step.observation, actions[i], reward,
+                     next_step.observation,
+                     terminal=episode_end and float(next_step.discount) == 0.0,
+                     episode_end=episode_end)
+      episode_returns[i] += reward
+      if episode_end:
+        window_returns.append(episode_returns[i])
+        train_returns_since_eval.append(episode_returns[i])
+        episode_returns[i] = 0.0
+        time_steps[i] = env.reset()
+      else:
+        time_steps[i] = next_step
+    previous, step = step, step + num_envs
 
-    # Learn.
-    if step > config.learning_starts and step % config.update_period == 0:
-      loss, actions = train_and_act(replay.sample(config.batch_size),
-                                    time_step.observation[None])
-      loss, next_greedy = float(loss), int(actions.numpy()[0])
+    # Learn: one update per update_period env steps after learning_starts,
+    # the last one fused with the next greedy actions.
+    first = max(previous, config.learning_starts)
+    num_updates = max(0, step // config.update_period
+                      - first // config.update_period)
+    for u in range(num_updates):
+      batch = replay.sample(config.batch_size)
+      if u == num_updates - 1:
+        loss, greedy_actions = train_and_act(
+            batch, np.stack([t.observation for t in time_steps]))
+        next_greedy = [int(a) for a in greedy_actions.numpy()]
+      else:
+        if not train_only:
+          train_only.append(FlatCall(c51.make_train_fn(agent, config.clip_rewards)))
+        loss = train_only[0](batch)
+      loss = float(loss)
       if not np.isfinite(loss):
         raise FloatingPointError(f"loss is {loss} at step {step}; stopping. "
                                  "The last checkpoint and export are intact.")
@@ -353,7 +397,8 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
     elif config.checkpoint_every and step % config.checkpoint_every == 0:
       checkpoint()
   progress.close()
-  env.close()
+  for env in envs:
+    env.close()
 
   if not last_row:
     rows = logs.read_csv(os.path.join(root, logs.CSV_FILE))

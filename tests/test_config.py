@@ -56,6 +56,15 @@ def test_overrides_and_json_round_trip():
     ("minatar:breakout", dict(seed=-1), r"seed=-1"),
     ("minatar:breakout", dict(learning_starts=-1), r"learning_starts=-1"),
     ("minatar:breakout", dict(leave_smaller="yes"), r"leave_smaller='yes'"),
+    ("minatar:breakout", dict(num_envs=0), r"num_envs=0 .*integer >= 1"),
+    ("minatar:breakout", dict(num_envs=3), r"num_steps=5000000 .*multiple of num_envs=3"),
+    ("minatar:breakout", dict(num_envs=8, num_steps=800, eval_every=100),
+     r"eval_every=100 .*multiple of num_envs=8"),
+    ("minatar:breakout", dict(num_envs=4, num_steps=800, eval_every=400, log_every=10),
+     r"log_every=10 .*multiple of num_envs=4"),
+    ("minatar:breakout", dict(num_envs=4, num_steps=800, eval_every=400,
+                              log_every=100, batch_size=32, replay_capacity=200),
+     r"replay_capacity=200 .*2 \* batch_size \* num_envs = 256"),
 ])
 def test_bad_values_name_field_value_and_allowed(env, overrides, match):
   with pytest.raises(ValueError, match=match):

@@ -146,14 +146,17 @@ def test_exported_policy_matches_in_memory_policy(tmp_path):
     assert any(np.array_equal(a, b) for b in u_before)
 
 
-def test_atari_smoke_run(tmp_path):
+@pytest.mark.parametrize("num_envs", [1, 8])
+def test_atari_smoke_run(tmp_path, num_envs):
   config = make_config(
       "atari:Pong", str(tmp_path / "pong"), "atari", spectral="-2",
       num_steps=120, eval_every=120, eval_episodes=1, learning_starts=40,
-      update_period=4, target_update_period=40, replay_capacity=200,
-      batch_size=8, log_every=40, eval_max_episode_steps=30)
+      update_period=4, target_update_period=40, replay_capacity=200 * num_envs,
+      batch_size=8, log_every=40, eval_max_episode_steps=30, num_envs=num_envs)
   result = train(config)
   assert result["step"] == 120
+  # One update per 4 env steps after step 40, whatever num_envs is.
+  assert _restored_agent(config)[0].train_step_counter.numpy() == 20
   assert np.isfinite(float(result["loss"]))
   assert float(result["sigma/dense3"]) > 0  # the 3136 -> 512 layer
   assert os.path.isdir(result["policy_dir"])
@@ -223,6 +226,20 @@ def test_second_process_on_same_root_dir_is_refused(tmp_path):
   assert result["step"] == 10
 
 
+def _restored_agent(config):
+  """A fresh agent restored from the newest checkpoint of ``config``'s run."""
+  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
+  from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
+  env = make_env(config.env, seed=0, training=True)
+  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
+                                   tensor_spec.from_spec(env.action_spec()))
+  ckpt = sorted(os.listdir(os.path.join(config.root_dir, "checkpoints")))[-1]
+  tf.train.Checkpoint(agent=agent).read(os.path.join(
+      config.root_dir, "checkpoints", ckpt, "tf")).expect_partial()
+  return agent, network
+
+
 def _straightforward_run(config):
   """The training loop written plainly: a tf.function call to act, then
   ``agent.train`` on a TF-Agents Trajectory (``make_train_fn(lean=False)``).
@@ -266,9 +283,6 @@ def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler):
   """train() (one FlatCall for train + next action, lean update) makes the
   same updates as the plain loop: equal mean losses per eval window and equal
   final weights."""
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
-  from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   spectral = "-2L" if scheduler == "muleps" else "-2"
   config = tiny_config(tmp_path / "run", num_steps=300, eval_every=100,
                        epsilon_decay_steps=100, target_update_period=20,
@@ -281,11 +295,25 @@ def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler):
   got = [float(r["loss"]) for r in rows(config.root_dir)[1:]]
   np.testing.assert_allclose(got, windows, rtol=1e-5)
   # The run's final weights, from its last checkpoint.
-  env = make_env(config.env, seed=0, training=True)
-  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                                   tensor_spec.from_spec(env.action_spec()))
-  ckpt = sorted(os.listdir(os.path.join(config.root_dir, "checkpoints")))[-1]
-  tf.train.Checkpoint(agent=agent).read(os.path.join(
-      config.root_dir, "checkpoints", ckpt, "tf")).expect_partial()
+  agent, network = _restored_agent(config)
   for a, b in zip([v.numpy() for v in network.trainable_variables], weights):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_num_envs_updates_and_resume(tmp_path):
+  """Three MinAtar envs: one update per env step after learning_starts (three
+  per iteration), and a run split at an evaluation resumes exactly."""
+  kw = dict(num_envs=3, num_steps=600, eval_every=300, log_every=150,
+            replay_capacity=1200, learning_starts=99, target_update_period=30)
+  full = tiny_config(tmp_path / "full", **kw)
+  train(full)
+  assert _restored_agent(full)[0].train_step_counter.numpy() == 600 - 99
+  train(tiny_config(tmp_path / "split", **dict(kw, num_steps=300)))
+  train(tiny_config(tmp_path / "split", **kw))
+  a, b = rows(tmp_path / "full"), rows(tmp_path / "split")
+  assert [r["step"] for r in a] == [r["step"] for r in b] == ["300", "600"]
+  for ra, rb in zip(a, b):
+    for key in ra:
+      if key not in ("wall_time", "steps_per_second"):
+        np.testing.assert_allclose(float(ra[key]), float(rb[key]), rtol=1e-5,
+                                   err_msg=key)
