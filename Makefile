@@ -28,6 +28,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_train_loop.py
+	$(PY) benchmarks/bench_vector_env.py --steps 500
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
