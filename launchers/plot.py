@@ -1,15 +1,23 @@
-r"""Plot learning curves of run directories into a PNG.
+r"""Plot learning curves of run directories into a PNG (and a final-score table).
 
-  python launchers/plot.py --runs=runs/none,runs/sn2 --labels=none,-2 \
-      --out=runs/curves.png
+Runs given the same label are seeds of one configuration: the plot shows their
+mean with a 95% bootstrap band, the table their final values.
+
+  python launchers/plot.py --runs=runs/none_s0,runs/none_s1,runs/sn2_s0 \
+      --labels=none,none,-2 --out=runs/curves.png --table=runs/final.md
 """
 
 from absl import app
 from absl import flags
 
 _RUNS = flags.DEFINE_list("runs", None, "Run directories (with metrics.csv).")
-_LABELS = flags.DEFINE_list("labels", None, "One label per run (default: dir names).")
+_LABELS = flags.DEFINE_list(
+    "labels", None, "One label per run (default: dir names); runs sharing a "
+    "label are averaged.")
 _OUT = flags.DEFINE_string("out", None, "Output PNG path.")
+_TABLE = flags.DEFINE_string(
+    "table", None, "Optional markdown file for the table of final values per "
+    "label (also printed).")
 _METRIC = flags.DEFINE_string("metric", "eval/return", "Column of metrics.csv.")
 _TITLE = flags.DEFINE_string("title", "", "Plot title.")
 flags.mark_flags_as_required(["runs", "out"])
@@ -18,15 +26,22 @@ flags.mark_flags_as_required(["runs", "out"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from sn_tf.analysis.curves import plot_runs  # pylint: disable=g-import-not-at-top
+  from sn_tf.analysis import curves  # pylint: disable=g-import-not-at-top
   labels = _LABELS.value or [r.rstrip("/").split("/")[-1] for r in _RUNS.value]
   if len(labels) != len(_RUNS.value):
     raise app.UsageError(f"--labels has {len(labels)} entries but --runs has "
                          f"{len(_RUNS.value)}; give one label per run.")
   try:
-    path = plot_runs(_RUNS.value, labels, _OUT.value, _METRIC.value, _TITLE.value)
+    path = curves.plot_runs(_RUNS.value, labels, _OUT.value, _METRIC.value,
+                            _TITLE.value)
+    table = curves.markdown_table(
+        curves.final_table(_RUNS.value, labels, _METRIC.value), _METRIC.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
+  if _TABLE.value:
+    with open(_TABLE.value, "w") as f:
+      f.write(table)
+  print(table, end="")
   print(path)
 
 

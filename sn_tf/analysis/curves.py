@@ -1,16 +1,26 @@
-"""Learning curves from run directories' ``metrics.csv``."""
+"""Learning curves from run directories' ``metrics.csv``.
 
+Runs that share a label are one configuration over seeds: the plot shows their
+mean and a 95% stratified-bootstrap confidence band per evaluation step,
+computed with ``rliable`` (Agarwal et al., 2021).
+"""
+
+import collections
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from sn_tf.logs import CSV_FILE, read_csv
 
+BOOTSTRAP_REPS = 2000
+
 
 def load_curve(run_dir: str, metric: str = "eval/return") -> Dict[str, np.ndarray]:
   """``{"step": [N], "value": [N]}`` of ``metric`` from one run directory."""
   path = os.path.join(run_dir, CSV_FILE)
+  if not os.path.isfile(path):
+    raise ValueError(f"run directory {run_dir!r} has no {CSV_FILE}.")
   rows = read_csv(path)
   if not rows:
     raise ValueError(f"run directory {run_dir!r} has no rows in {CSV_FILE}.")
@@ -21,18 +31,70 @@ def load_curve(run_dir: str, metric: str = "eval/return") -> Dict[str, np.ndarra
           "value": np.array([float(r[metric]) for r in rows])}
 
 
+def group_runs(run_dirs: Sequence[str],
+               labels: Sequence[str]) -> "collections.OrderedDict[str, List[str]]":
+  """``{label: [run_dir, ...]}`` in first-appearance order of the labels."""
+  if len(run_dirs) != len(labels):
+    raise ValueError(f"need one label per run directory: {len(labels)} labels "
+                     f"for {len(run_dirs)} runs.")
+  groups = collections.OrderedDict()
+  for run_dir, label in zip(run_dirs, labels):
+    groups.setdefault(label, []).append(run_dir)
+  return groups
+
+
+def stack_curves(run_dirs: Sequence[str],
+                 metric: str = "eval/return") -> Tuple[np.ndarray, np.ndarray]:
+  """``(steps [T], values [num_runs, T])`` over the steps every run reached.
+
+  Raises ``ValueError`` naming the runs when they share no evaluation step.
+  """
+  curves = [load_curve(d, metric) for d in run_dirs]
+  common = curves[0]["step"]
+  for c in curves[1:]:
+    common = np.intersect1d(common, c["step"])
+  if common.size == 0:
+    raise ValueError(f"runs {', '.join(run_dirs)} share no evaluation step; "
+                     "they cannot be averaged (use distinct labels).")
+  values = np.stack([c["value"][np.searchsorted(c["step"], common)]
+                     for c in curves])
+  return common, values
+
+
+def mean_and_ci(values: np.ndarray, seed: int = 0,
+                reps: int = BOOTSTRAP_REPS) -> Tuple[np.ndarray, np.ndarray]:
+  """Mean over runs and its 95% bootstrap CI for ``values [num_runs, T]``.
+
+  Returns ``(mean [T], ci [2, T])``; with one run the CI is the run itself.
+  Each step is a stratum of rliable's stratified bootstrap (runs resampled per
+  step), as in rliable's sample-efficiency curves.
+  """
+  mean = values.mean(axis=0)
+  if values.shape[0] < 2:
+    return mean, np.stack([mean, mean])
+  from rliable import library as rly  # pylint: disable=g-import-not-at-top
+  np.random.seed(seed)  # rliable draws from NumPy's global generator.
+  _, cis = rly.get_interval_estimates({"x": values},
+                                      lambda x: np.mean(x, axis=0), reps=reps)
+  return mean, cis["x"]
+
+
 def plot_runs(run_dirs: Sequence[str], labels: Sequence[str], out_png: str,
               metric: str = "eval/return", title: str = "") -> str:
-  """One line per run (``labels[i]`` for ``run_dirs[i]``), saved as PNG."""
+  """One line per label (mean over its runs, 95% CI band), saved as PNG."""
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  if len(run_dirs) != len(labels):
-    raise ValueError("need one label per run directory.")
+  groups = group_runs(run_dirs, labels)
   fig, ax = plt.subplots(figsize=(6, 4))
-  for run_dir, label in zip(run_dirs, labels):
-    curve = load_curve(run_dir, metric)
-    ax.plot(curve["step"], curve["value"], marker="o", markersize=3, label=label)
+  for label, dirs in groups.items():
+    steps, values = stack_curves(dirs, metric)
+    mean, ci = mean_and_ci(values)
+    name = label if len(dirs) == 1 else f"{label} (n={len(dirs)})"
+    line, = ax.plot(steps, mean, marker="o", markersize=3, label=name)
+    if len(dirs) > 1:
+      ax.fill_between(steps, ci[0], ci[1], color=line.get_color(), alpha=0.2,
+                      linewidth=0)
   ax.set_xlabel("env steps")
   ax.set_ylabel(metric)
   ax.set_title(title)
@@ -47,3 +109,32 @@ def plot_runs(run_dirs: Sequence[str], labels: Sequence[str], out_png: str,
 
 def final_values(run_dirs: Sequence[str], metric: str = "eval/return") -> List[float]:
   return [float(load_curve(d, metric)["value"][-1]) for d in run_dirs]
+
+
+def final_table(run_dirs: Sequence[str], labels: Sequence[str],
+                metric: str = "eval/return") -> List[Dict[str, object]]:
+  """Per label: the final ``metric`` of each run, their mean and 95% CI.
+
+  "Final" is the last step every run of the label reached. Rows are dicts with
+  keys ``label, runs, step, mean, ci_low, ci_high, values``.
+  """
+  rows = []
+  for label, dirs in group_runs(run_dirs, labels).items():
+    steps, values = stack_curves(dirs, metric)
+    mean, ci = mean_and_ci(values[:, -1:])
+    rows.append({"label": label, "runs": len(dirs), "step": int(steps[-1]),
+                 "mean": float(mean[0]), "ci_low": float(ci[0, 0]),
+                 "ci_high": float(ci[1, 0]),
+                 "values": [float(v) for v in values[:, -1]]})
+  return rows
+
+
+def markdown_table(rows: Sequence[Dict[str, object]], metric: str) -> str:
+  """``final_table`` rows as a markdown table."""
+  lines = [f"| config | runs | step | mean {metric} | 95% CI | per run |",
+           "|---|---|---|---|---|---|"]
+  for r in rows:
+    per_run = ", ".join(f"{v:g}" for v in r["values"])
+    lines.append(f"| {r['label']} | {r['runs']} | {r['step']} | {r['mean']:.3f} "
+                 f"| [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {per_run} |")
+  return "\n".join(lines) + "\n"

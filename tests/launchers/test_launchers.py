@@ -99,3 +99,11 @@ def test_train_main_smoke_then_evaluate_exported_policy(tmp_path, capsys):
   # A directory that is not a SavedModel.
   bad = run("evaluate.py", f"--policy_dir={tmp_path}")
   assert bad.returncode != 0 and "is not a SavedModel directory" in bad.stderr
+  # Plot and table of the run; a label count that does not match is refused.
+  out = tmp_path / "plot" / "c.png"
+  result = run("plot.py", f"--runs={root},{root}", "--labels=sn,sn",
+               f"--out={out}", f"--table={tmp_path / 't.md'}")
+  assert result.returncode == 0, result.stderr
+  assert out.is_file() and "| sn | 2 | 200 |" in (tmp_path / "t.md").read_text()
+  bad = run("plot.py", f"--runs={root}", "--labels=a,b", f"--out={out}")
+  assert bad.returncode != 0 and "--labels has 2 entries but --runs has 1" in bad.stderr

@@ -1,0 +1,87 @@
+"""Learning-curve grouping, bootstrap bands and final-value tables."""
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+from sn_tf.analysis import curves
+
+
+def _write_run(path, steps, values):
+  os.makedirs(path)
+  with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=["step", "eval/return"])
+    w.writeheader()
+    for s, v in zip(steps, values):
+      w.writerow({"step": s, "eval/return": v})
+  return str(path)
+
+
+def test_runs_with_one_label_are_averaged_over_common_steps(tmp_path):
+  a = _write_run(tmp_path / "a", [10, 20, 30], [1.0, 2.0, 3.0])
+  b = _write_run(tmp_path / "b", [10, 20], [3.0, 6.0])
+  steps, values = curves.stack_curves([a, b])
+  np.testing.assert_array_equal(steps, [10, 20])
+  np.testing.assert_array_equal(values, [[1.0, 2.0], [3.0, 6.0]])
+
+
+def test_runs_without_a_common_step_are_refused(tmp_path):
+  a = _write_run(tmp_path / "a", [10], [1.0])
+  b = _write_run(tmp_path / "b", [20], [1.0])
+  with pytest.raises(ValueError, match="share no evaluation step"):
+    curves.stack_curves([a, b])
+
+
+def test_bootstrap_ci_brackets_the_mean_and_shrinks_with_more_runs():
+  rng = np.random.default_rng(0)
+  few = rng.normal(5.0, 1.0, size=(5, 3))
+  many = rng.normal(5.0, 1.0, size=(200, 3))
+  for values in (few, many):
+    mean, ci = curves.mean_and_ci(values, reps=500)
+    np.testing.assert_allclose(mean, values.mean(axis=0))
+    assert np.all(ci[0] <= mean) and np.all(mean <= ci[1])
+    assert np.all(ci[0] >= values.min(axis=0)) and np.all(ci[1] <= values.max(axis=0))
+  width_few = np.diff(curves.mean_and_ci(few, reps=500)[1], axis=0)
+  width_many = np.diff(curves.mean_and_ci(many, reps=500)[1], axis=0)
+  assert np.all(width_many < width_few)
+  # Standard error of the mean for n=200, sigma=1 is 0.07: the 95% CI is ~0.28 wide.
+  np.testing.assert_allclose(width_many, 0.28, atol=0.08)
+
+
+def test_single_run_band_is_the_run_itself():
+  values = np.array([[1.0, 2.0]])
+  mean, ci = curves.mean_and_ci(values)
+  np.testing.assert_array_equal(ci, [[1.0, 2.0], [1.0, 2.0]])
+  np.testing.assert_array_equal(mean, [1.0, 2.0])
+
+
+def test_final_table_and_plot(tmp_path):
+  runs = [_write_run(tmp_path / "x0", [5, 10], [0.0, 2.0]),
+          _write_run(tmp_path / "y0", [5, 10], [1.0, 7.0]),
+          _write_run(tmp_path / "x1", [5, 10], [0.0, 4.0])]
+  labels = ["x", "y", "x"]
+  rows = curves.final_table(runs, labels)
+  assert [r["label"] for r in rows] == ["x", "y"]
+  assert rows[0]["runs"] == 2 and rows[0]["step"] == 10
+  assert rows[0]["mean"] == 3.0 and rows[0]["values"] == [2.0, 4.0]
+  assert 2.0 <= rows[0]["ci_low"] <= 3.0 <= rows[0]["ci_high"] <= 4.0
+  assert rows[1]["mean"] == 7.0
+  table = curves.markdown_table(rows, "eval/return")
+  assert "| x | 2 | 10 | 3.000 |" in table and "| y | 1 | 10 | 7.000 |" in table
+  png = curves.plot_runs(runs, labels, str(tmp_path / "out" / "c.png"))
+  with open(png, "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_label_count_must_match(tmp_path):
+  a = _write_run(tmp_path / "a", [1], [1.0])
+  with pytest.raises(ValueError, match="one label per run"):
+    curves.group_runs([a], ["a", "b"])
+
+
+def test_missing_metric_names_the_columns(tmp_path):
+  a = _write_run(tmp_path / "a", [1], [1.0])
+  with pytest.raises(ValueError, match="columns: step, eval/return"):
+    curves.load_curve(a, "rho")
