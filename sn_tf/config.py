@@ -37,6 +37,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
 }
 
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
+JACOBIAN_METHODS = ("auto", "exact", "power")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,6 +92,11 @@ class TrainConfig:
   # Environment.
   atari_protocol: str = "paper"
   sticky_action_prob: Optional[float] = None  # None = the env's default
+  # Analysis measures (SPEC section 5), at every evaluation on a fixed batch
+  # of measure_states replay states (0: off); jacobian_method "auto" is exact
+  # for MinAtar and power iteration for Atari.
+  measure_states: int = 256
+  jacobian_method: str = "auto"
   # Execution.
   tf_threads: int = 1
   # Environments stepped together, each with its own replay stream; one
@@ -175,6 +181,10 @@ def validate(c: TrainConfig) -> None:
          "an integer >= 0 (0 = checkpoint at each evaluation)")
   _check(_is_int(c.learning_starts) and c.learning_starts >= 0,
          "learning_starts", c.learning_starts, "an integer >= 0")
+  _check(_is_int(c.measure_states) and c.measure_states >= 0, "measure_states",
+         c.measure_states, "an integer >= 0 (0 = no smoothness/rank measures)")
+  _check(c.jacobian_method in JACOBIAN_METHODS, "jacobian_method",
+         c.jacobian_method, f"allowed: {', '.join(JACOBIAN_METHODS)}")
   _check(c.num_atoms >= 2, "num_atoms", c.num_atoms, "an integer >= 2")
   _check(c.target_update_period % c.update_period == 0, "target_update_period",
          c.target_update_period,

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from sn_tf import logs
+from sn_tf import measures
 from sn_tf.agents import c51
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
@@ -39,6 +40,7 @@ from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
 
 # Fields that may change when a run is resumed: the budget (to extend a run),
 # where the run lives (moved, or given as a relative path) and threading.
+MEASURE_STATES_FILE = "measure_states.npy"
 RESUMABLE_CHANGES = ("num_steps", "root_dir", "tf_threads")
 
 
@@ -146,6 +148,37 @@ class _Evaluator:
         max_episode_steps=c.eval_max_episode_steps)
     env.close()
     return returns
+
+
+class _Measures:
+  """SPEC §5 measures on one fixed batch of replay states per run.
+
+  The states are drawn once, at the first evaluation, with their own
+  generator (the replay's sampling, hence training, is unchanged) and kept in
+  ``root_dir/measure_states.npy`` so a resumed run measures the same states.
+  """
+
+  def __init__(self, path: str, config: TrainConfig,
+               compute: "measures.NetworkMeasures"):
+    self._path, self._config, self._compute = path, config, compute
+    self._states = None
+    if os.path.isfile(path):
+      self._states = np.load(path)
+
+  def __call__(self, replay) -> Dict[str, float]:
+    if self._states is None:
+      states = measures.draw_states(replay, self._config.measure_states,
+                                    self._config.seed)
+      tmp = self._path + ".tmp.npy"
+      np.save(tmp, states)
+      os.replace(tmp, self._path)
+      self._states = states
+    values = self._compute(self._states)
+    for name, value in values.items():
+      if not np.isfinite(value):
+        raise FloatingPointError(f"{name} is {value}; stopping. The last "
+                                 "checkpoint and export are intact.")
+    return values
 
 
 def train(config: TrainConfig) -> Dict[str, Any]:
@@ -283,6 +316,16 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   sigma_names = [f"sigma/{layer.name}" for layer in network.sn_layers]
   rho = c51.scheduler_rho(config, network)
 
+  measure = None
+  if config.measure_states:
+    method = config.jacobian_method
+    if method == "auto":
+      method = "exact" if parse_env_id(config.env)[0] == "minatar" else "power"
+    measure = _Measures(os.path.join(root, MEASURE_STATES_FILE), config,
+                        measures.NetworkMeasures(
+                            network, observation_spec, config.min_q_value,
+                            config.max_q_value, jacobian_method=method))
+
   def layer_stats() -> Dict[str, float]:
     stats = {n: float(l.sigma.numpy())
              for n, l in zip(sigma_names, network.sn_layers)}
@@ -383,6 +426,8 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
              "loss": logs.mean_or_nan(losses_since_eval),
              "epsilon": epsilon, "steps_per_second": rate}
       row.update(layer_stats())
+      if measure is not None:
+        row.update(measure(replay))
       train_returns_since_eval, losses_since_eval = [], []
       metrics.scalars(step, row)
       exporter.export(os.path.join(root, "policies", f"step_{step}"))

@@ -56,6 +56,8 @@ def test_overrides_and_json_round_trip():
     ("minatar:breakout", dict(seed=-1), r"seed=-1"),
     ("minatar:breakout", dict(learning_starts=-1), r"learning_starts=-1"),
     ("minatar:breakout", dict(leave_smaller="yes"), r"leave_smaller='yes'"),
+    ("minatar:breakout", dict(measure_states=-1), r"measure_states=-1 .*integer >= 0"),
+    ("minatar:breakout", dict(jacobian_method="svd"), r"jacobian_method=.svd. .*allowed: auto, exact, power"),
     ("minatar:breakout", dict(num_envs=0), r"num_envs=0 .*integer >= 1"),
     ("minatar:breakout", dict(num_envs=3), r"num_steps=5000000 .*multiple of num_envs=3"),
     ("minatar:breakout", dict(num_envs=8, num_steps=800, eval_every=100),

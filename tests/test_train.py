@@ -159,6 +159,9 @@ def test_atari_smoke_run(tmp_path, num_envs):
   assert _restored_agent(config)[0].train_step_counter.numpy() == 20
   assert np.isfinite(float(result["loss"]))
   assert float(result["sigma/dense3"]) > 0  # the 3136 -> 512 layer
+  # Atari measures: power-iteration Jacobian norm on raw 0-255 pixels.
+  assert float(result["smooth/jacobian_norm_max"]) > 0
+  assert 1 <= float(result["srank"]) <= 512
   assert os.path.isdir(result["policy_dir"])
 
 
@@ -317,3 +320,30 @@ def test_num_envs_updates_and_resume(tmp_path):
       if key not in ("wall_time", "steps_per_second"):
         np.testing.assert_allclose(float(ra[key]), float(rb[key]), rtol=1e-5,
                                    err_msg=key)
+
+
+def test_measures_are_logged_and_do_not_change_training(tmp_path):
+  from sn_tf import measures  # pylint: disable=g-import-not-at-top
+  on = train(tiny_config(tmp_path / "on", num_steps=400, measure_states=64))
+  off = train(tiny_config(tmp_path / "off", num_steps=400, measure_states=0))
+  header = list(rows(tmp_path / "on")[0])
+  for name in measures.NetworkMeasures.NAMES:
+    assert name in header and name not in off
+    assert all(np.isfinite(float(r[name])) for r in rows(tmp_path / "on"))
+  assert 1 <= float(on["srank"]) <= 128
+  assert float(on["smooth/jacobian_norm_max"]) >= float(on["smooth/grad_norm_max"]) * (1 - 1e-5)
+  # Same losses and returns: drawing the states does not touch training RNGs.
+  for key in ("loss", "eval/return", "train/return", "sigma/dense1"):
+    assert on[key] == off[key], key
+  states = np.load(tmp_path / "on" / "measure_states.npy")
+  assert states.shape == (64, 10, 10, 4) and states.dtype == np.uint8
+  # The logged value is the measure of the final network on those states.
+  _, network = _restored_agent(tiny_config(tmp_path / "on", num_steps=400,
+                                           measure_states=64))
+  q_fn = measures.c51_q_fn(network, -10.0, 10.0)
+  grad = measures.greedy_gradient_norms(q_fn, states).numpy()
+  np.testing.assert_allclose(float(on["smooth/grad_norm_mean"]), grad.mean(),
+                             rtol=1e-5)
+  jac = measures.jacobian_spectral_norms(q_fn, states).numpy()
+  np.testing.assert_allclose(float(on["smooth/jacobian_norm_max"]), jac.max(),
+                             rtol=1e-5)

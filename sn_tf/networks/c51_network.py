@@ -120,6 +120,19 @@ class SNCategoricalQNetwork(network.Network):
 
   def call(self, observation, step_type=None, network_state=(), training=False):
     del step_type  # unused: the network is feed-forward
+    _, x = self._forward(observation, training)
+    if self._divout_rho is not None:  # rho from this call's power iteration
+      x = x / self._divout_rho()
+    logits = tf.reshape(x, [-1, self._num_actions, self._num_atoms])
+    return logits, network_state
+
+  def penultimate_features(self, observation, training=False):
+    """Post-ReLU input of the output layer, ``[B, F]`` (SPEC §5's srank)."""
+    features, _ = self._forward(observation, training)
+    return features
+
+  def _forward(self, observation, training):
+    """``(features [B, F], outputs [B, A * num_atoms])`` before DivOut."""
     x = tf.cast(observation, tf.float32)
     if self._obs_scale != 1.0:
       x = x * self._obs_scale
@@ -128,6 +141,8 @@ class SNCategoricalQNetwork(network.Network):
     for i, layer in enumerate(self._sn_layers):
       if i == self._num_conv:
         x = self._flatten(x)
+      if i == last:  # the output layer is dense, so x is flat here
+        features = x
       x = layer(x, training=training)  # W_hat x + b, no activation
       if self._bias_scaling:
         if i in self._selection.normalised:
@@ -138,10 +153,7 @@ class SNCategoricalQNetwork(network.Network):
         x = x - layer.bias * (1.0 - 1.0 / scale)  # b -> b / scale
       if i < last:
         x = tf.nn.relu(x)
-    if self._divout_rho is not None:  # rho from this call's power iteration
-      x = x / self._divout_rho()
-    logits = tf.reshape(x, [-1, self._num_actions, self._num_atoms])
-    return logits, network_state
+    return features, x
 
 
 def minatar_network(input_tensor_spec, action_spec, *,

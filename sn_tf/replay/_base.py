@@ -318,6 +318,20 @@ class _SlotReplay:
         "next_obs": next_obs,
     }
 
+  def valid_slots(self) -> np.ndarray:
+    """``[num_valid]`` slots holding a sampleable transition, ascending."""
+    return np.flatnonzero(self._starts)
+
+  def observations_at(self, slots: np.ndarray) -> np.ndarray:
+    """``[B, *obs_shape]`` observations of the transitions at valid ``slots``.
+
+    Does not touch the sampling generator.
+    """
+    slots = np.asarray(slots, np.int64)
+    if slots.size and not self._starts[slots].all():
+      raise ValueError("observations_at: some slots hold no valid transition.")
+    return self._gather_obs(slots)[0]
+
   def _max_rejection_rounds(self) -> int:
     """Rounds of rejection sampling before the direct draw."""
     return _MAX_REJECTION_ROUNDS
