@@ -39,6 +39,8 @@ _INTS = {
     "tf_threads": "TF intra/inter-op threads (0: TF's default).",
     "num_envs": "Environments stepped together, one replay stream each "
                 "(num_envs / update_period updates per iteration).",
+    "measure_states": "Replay states the smoothness/srank measures use at "
+                      "each evaluation (0: off).",
 }
 _FLOATS = {
     "lr": "Adam learning rate.",
@@ -62,6 +64,8 @@ flags.DEFINE_string("adam_epsilon_placement", None,
 flags.DEFINE_string("scheduler", None, "Spectral scheduler: none, divout, divgrad, muleps.")
 flags.DEFINE_string("scheduler_layers", None, "Layers whose rho the scheduler uses (grammar).")
 flags.DEFINE_string("scheduler_scope", None, "DivGrad scope: global or per_layer.")
+flags.DEFINE_string("jacobian_method", None, "Jacobian spectral norm: auto "
+                    "(exact on MinAtar, power iteration on Atari), exact, power.")
 flags.DEFINE_boolean("leave_smaller", None, "Only shrink layers with sigma > K.")
 flags.DEFINE_boolean("clip_rewards", None, "Clip training rewards to [-1, 1].")
 flags.DEFINE_list("minatar_conv_filters", None, "MinAtar conv widths, e.g. 16 or 16,32.")
@@ -87,7 +91,8 @@ def build_config():
   overrides = {name: FLAGS[name].value for name in list(_INTS) + list(_FLOATS)}
   for name in ("spectral", "conv_norm", "atari_protocol", "leave_smaller",
                "clip_rewards", "optimizer", "adam_epsilon_placement",
-               "scheduler", "scheduler_layers", "scheduler_scope"):
+               "scheduler", "scheduler_layers", "scheduler_scope",
+               "jacobian_method"):
     overrides[name] = FLAGS[name].value
   for name in ("minatar_conv_filters", "minatar_fc_units"):
     overrides[name] = _int_list(name)
