@@ -107,3 +107,16 @@ def test_train_main_smoke_then_evaluate_exported_policy(tmp_path, capsys):
   assert out.is_file() and "| sn | 2 | 200 |" in (tmp_path / "t.md").read_text()
   bad = run("plot.py", f"--runs={root}", "--labels=a,b", f"--out={out}")
   assert bad.returncode != 0 and "--labels has 2 entries but --runs has 1" in bad.stderr
+
+
+@pytest.mark.parametrize("script,args,match", [
+    ("reproduce.py", ["--budget=huge"], "--budget='huge' is not allowed; allowed: paper, small"),
+    ("reproduce.py", ["--seeds=0,x"], "--seeds=0,x: allowed: comma-separated integers"),
+    ("reproduce.py", ["--games=pong"], "--games: 'pong' is not allowed"),
+    ("aggregate.py", ["--runs_dir=/nonexistent"], "'/nonexistent' is not a directory"),
+])
+def test_study_launchers_refuse_bad_flags_before_any_work(script, args, match, tmp_path):
+  out = tmp_path / "out"
+  result = run(script, f"--out={out}", *args)
+  assert result.returncode != 0 and match in result.stderr, result.stderr
+  assert not out.exists()

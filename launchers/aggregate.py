@@ -1,0 +1,41 @@
+r"""Tables and figures over every run under a directory, with an index.
+
+  python launchers/aggregate.py --runs_dir=runs/reproduce_small/runs \
+      --out=runs/report
+
+MinAtar scores are normalised per game by the --baseline configuration's
+final score (default C51, i.e. no SN and no scheduler); Atari scores are
+human-normalised. Aggregates (median, IQM, mean, optimality gap with 95%
+stratified-bootstrap CIs) and performance profiles come from rliable.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app  # noqa: E402
+from absl import flags  # noqa: E402
+
+_RUNS_DIR = flags.DEFINE_string("runs_dir", None, "Directory holding run directories.")
+_OUT = flags.DEFINE_string("out", None, "Report directory.")
+_BASELINE = flags.DEFINE_string("baseline", None,
+                                "Configuration label MinAtar scores are "
+                                "normalised by (default: C51).")
+_TITLE = flags.DEFINE_string("title", "", "Report title.")
+flags.mark_flags_as_required(["runs_dir", "out"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
+  try:
+    index = aggregate.write_report(_RUNS_DIR.value, _OUT.value,
+                                   baseline=_BASELINE.value, title=_TITLE.value)
+  except ValueError as e:
+    raise app.UsageError(str(e)) from None
+  print(index)
+
+
+if __name__ == "__main__":
+  app.run(main)

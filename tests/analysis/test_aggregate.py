@@ -1,0 +1,129 @@
+"""Aggregation over run directories, on synthetic scores with known answers."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sn_tf.analysis import aggregate
+
+
+def make_run(root, name, env, seed, finals, spectral="none", scheduler="none",
+             jacobian=None, **extra):
+  """A run directory with config.json and a metrics.csv ending at ``finals[-1]``."""
+  path = os.path.join(root, name)
+  os.makedirs(path)
+  config = dict(env=env, seed=seed, spectral=spectral, scheduler=scheduler,
+                scheduler_layers="-2", root_dir=path, num_steps=100, **extra)
+  with open(os.path.join(path, "config.json"), "w") as f:
+    json.dump(config, f)
+  fields = ["step", "eval/return"] + (["smooth/jacobian_norm_mean"] if jacobian else [])
+  with open(os.path.join(path, "metrics.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=fields)
+    w.writeheader()
+    for i, v in enumerate(finals):
+      row = {"step": 50 * (i + 1), "eval/return": v}
+      if jacobian:
+        row["smooth/jacobian_norm_mean"] = jacobian
+      w.writerow(row)
+  return path
+
+
+@pytest.fixture
+def minatar_runs(tmp_path):
+  root = str(tmp_path / "runs")
+  # C51: game a finals 2, 4 (baseline mean 3); game b finals 1, 1.
+  make_run(root, "a/none_s0", "minatar:asterix", 0, [0, 2], jacobian=5.0)
+  make_run(root, "a/none_s1", "minatar:asterix", 1, [0, 4], jacobian=5.0)
+  make_run(root, "b/none_s0", "minatar:breakout", 0, [0, 1], jacobian=4.0)
+  make_run(root, "b/none_s1", "minatar:breakout", 1, [0, 1], jacobian=4.0)
+  # SN[-2]: exactly twice the baseline mean everywhere.
+  make_run(root, "a/sn-2_s0", "minatar:asterix", 0, [1, 6], spectral="-2", jacobian=0.5)
+  make_run(root, "a/sn-2_s1", "minatar:asterix", 1, [1, 6], spectral="-2", jacobian=0.5)
+  make_run(root, "b/sn-2_s0", "minatar:breakout", 0, [1, 2], spectral="-2", jacobian=0.4)
+  make_run(root, "b/sn-2_s1", "minatar:breakout", 1, [1, 2], spectral="-2", jacobian=0.4)
+  return root
+
+
+def test_minatar_scores_are_normalised_by_the_baseline_per_game(minatar_runs):
+  runset = aggregate.RunSet.from_root(minatar_runs)
+  assert runset.labels == ["C51", "SN[-2]"] and runset.suite == "minatar"
+  rows = {(r["game"], r["label"], r["seed"]): r for r in runset.score_rows()}
+  assert rows[("minatar:asterix", "C51", 0)]["normalized"] == pytest.approx(2 / 3)
+  assert rows[("minatar:asterix", "C51", 1)]["normalized"] == pytest.approx(4 / 3)
+  assert rows[("minatar:breakout", "SN[-2]", 1)]["normalized"] == pytest.approx(2.0)
+  assert rows[("minatar:asterix", "SN[-2]", 0)]["jacobian_norm"] == 0.5
+
+
+def test_aggregates_have_known_values(minatar_runs):
+  runset = aggregate.RunSet.from_root(minatar_runs)
+  matrices = aggregate.score_matrices(runset.score_rows(), runset.games)
+  np.testing.assert_allclose(matrices["C51"], [[2 / 3, 1.0], [4 / 3, 1.0]])
+  agg = aggregate.aggregate_scores(matrices, reps=200)
+  # C51's four normalised scores: 2/3, 1, 1, 4/3.
+  assert agg["C51"]["mean"][0] == pytest.approx(1.0)
+  assert agg["C51"]["median"][0] == pytest.approx(1.0)
+  assert agg["C51"]["iqm"][0] == pytest.approx(1.0)  # middle two of four
+  assert agg["C51"]["optimality_gap"][0] == pytest.approx((1 / 3) / 4)
+  for name in aggregate.AGGREGATES:  # SN is 2.0 in every run: no spread
+    point, low, high = agg["SN[-2]"][name]
+    expected = 0.0 if name == "optimality_gap" else 2.0
+    assert point == low == high == pytest.approx(expected)
+  low, high = agg["C51"]["mean"][1:]
+  assert 2 / 3 <= low <= 1.0 <= high <= 4 / 3
+
+
+def test_report_lists_every_file_it_writes(minatar_runs, tmp_path):
+  out = tmp_path / "report"
+  index = aggregate.write_report(minatar_runs, str(out), title="T", reps=100)
+  text = open(index).read()
+  written = sorted(os.listdir(out))
+  for name in written:
+    if name != "index.md":
+      assert f"[{name}]({name})" in text, name
+  for name in ("aggregates.png", "performance_profile.png",
+               "smoothness_vs_score.png", "scores.csv", "aggregates.csv",
+               "curve_minatar_asterix_eval_return.png"):
+    assert name in written
+  assert "| SN[-2] | 2 | 2.000 [2.000, 2.000]" in text
+  with open(out / "aggregates.png", "rb") as f:
+    assert f.read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_atari_scores_are_human_normalised(tmp_path):
+  root = str(tmp_path)
+  # Breakout: random 1.7, human 30.5; Pong: random -20.7, human 14.6.
+  make_run(root, "b0", "atari:Breakout", 0, [30.5])
+  make_run(root, "p0", "atari:Pong", 0, [-20.7])
+  rows = {r["game"]: r for r in aggregate.RunSet.from_root(root).score_rows()}
+  assert rows["atari:Breakout"]["normalized"] == pytest.approx(1.0)
+  assert rows["atari:Pong"]["normalized"] == pytest.approx(0.0)
+
+
+def test_labels_name_every_varying_field(tmp_path):
+  root = str(tmp_path)
+  make_run(root, "x", "minatar:breakout", 0, [1], lr=0.001)
+  make_run(root, "y", "minatar:breakout", 0, [1], lr=0.002, scheduler="divgrad")
+  labels = aggregate.RunSet.from_root(root).labels
+  assert labels == ["lr=0.001", "DivGrad[-2] lr=0.002"]
+
+
+def test_bad_inputs_are_refused_with_a_reason(tmp_path, minatar_runs):
+  os.makedirs(tmp_path / "empty")
+  with pytest.raises(ValueError, match="no run directories"):
+    aggregate.RunSet.from_root(str(tmp_path / "empty"))
+  with pytest.raises(ValueError, match="is not a directory"):
+    aggregate.find_runs(str(tmp_path / "missing"))
+  make_run(str(tmp_path / "mixed"), "m", "minatar:breakout", 0, [1])
+  make_run(str(tmp_path / "mixed"), "a", "atari:Pong", 0, [1])
+  with pytest.raises(ValueError, match="mix suites"):
+    aggregate.RunSet.from_root(str(tmp_path / "mixed"))
+  runset = aggregate.RunSet.from_root(minatar_runs)
+  with pytest.raises(ValueError, match="baseline='SN\\[-3\\]' is not a configuration"):
+    runset.score_rows(baseline="SN[-3]")
+  rows = [r for r in runset.score_rows() if not (r["label"] == "C51" and r["seed"] == 1
+                                                 and r["game"] == "minatar:breakout")]
+  with pytest.raises(ValueError, match="'C51' has different numbers of runs per game"):
+    aggregate.score_matrices(rows, runset.games)
