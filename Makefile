@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py
 	$(PY) benchmarks/bench_train_loop.py
 	$(PY) benchmarks/bench_vector_env.py --steps 500
+	$(PY) benchmarks/bench_sweep.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

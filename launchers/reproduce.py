@@ -4,7 +4,8 @@ r"""Reproduce the paper's MinAtar findings at a chosen budget; resumable.
 
 Runs the layer sweep (SN on none, -1, -2, -3, -1,-2, ...) and the scheduler
 comparison (DivOut, DivGrad, MulEps on -2) over the budget's games and seeds,
---workers runs at a time, then writes every plot and table into
+--workers runs at a time as Ray tasks (or on a Ray cluster with
+--ray_address), then writes every plot and table into
 <out>/report/ with an index.md. Rerunning the same command skips finished
 runs and resumes the others from their checkpoints.
 """
@@ -18,7 +19,10 @@ from absl import flags  # noqa: E402
 
 _BUDGET = flags.DEFINE_string("budget", "small", "small or paper (see README).")
 _OUT = flags.DEFINE_string("out", None, "Output directory (runs, logs, report).")
-_WORKERS = flags.DEFINE_integer("workers", 2, "Runs at a time (one core each).")
+_WORKERS = flags.DEFINE_integer("workers", 2, "Runs at a time on this machine "
+                                "(CPUs of the embedded Ray, one per run).")
+_RAY_ADDRESS = flags.DEFINE_string("ray_address", "", "Empty: embedded local "
+                                   "Ray; 'auto' or 'ray://host:port': a cluster.")
 _GAMES = flags.DEFINE_list("games", None, "MinAtar games (default: the budget's).")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds (default: the budget's).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Steps per run (default: the budget's).")
@@ -42,7 +46,8 @@ def main(argv):
     plan = experiments.study_plan(_BUDGET.value, _OUT.value, games=_GAMES.value,
                                   seeds=seeds, num_steps=_NUM_STEPS.value,
                                   configs=_CONFIGS.value)
-    result = experiments.run_study(plan, _OUT.value, workers=_WORKERS.value)
+    result = experiments.run_study(plan, _OUT.value, workers=_WORKERS.value,
+                                   ray_address=_RAY_ADDRESS.value or None)
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None
   if result["failed"]:

@@ -3,25 +3,23 @@
 ``study_plan`` expands a budget into runs: the layer sweep (SN on different
 layers, SPEC §2) and the scheduler comparison (DivOut, DivGrad, MulEps on
 layers ``-2``, SPEC §3), over the budget's games and seeds. ``run_study`` runs
-them (each in its own process, ``workers`` at a time), skips finished runs,
-resumes unfinished ones from their checkpoints, keeps going when one fails,
-and writes the report of ``sn_tf.analysis.aggregate`` when all are complete.
+them as Ray tasks through ``sn_tf.sweeps`` (skips finished runs, resumes
+unfinished ones, keeps going when one fails) and writes the report of
+``sn_tf.analysis.aggregate`` when all are complete.
 
 Layout of ``out_dir``: ``runs/<game>/<config>_s<seed>/`` (run directories),
-``logs/<game>__<config>_s<seed>.log``, ``plan.json``, ``report/index.md``.
+``logs/<game>__<config>_s<seed>.log``, ``plan.json``, the sweep ledger,
+``report/index.md``.
 """
 
-import concurrent.futures
 import dataclasses
 import json
 import os
-import subprocess
-import sys
-import threading
-import time
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
-from sn_tf.config import TrainConfig, make_config
+from sn_tf import sweeps
+from sn_tf.config import make_config
+from sn_tf.sweeps import PlannedRun
 
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 # The reference code's MinAtar layer sweep (SPEC §2), "none" = the baseline.
@@ -67,12 +65,6 @@ def config_name(spectral: str, scheduler: str) -> str:
   if spectral == "none":
     return "none"
   return "sn" + spectral.replace(",", "")
-
-
-@dataclasses.dataclass(frozen=True)
-class PlannedRun:
-  name: str          # "<game>/<config>_s<seed>"
-  config: TrainConfig
 
 
 def study_plan(budget: str, out_dir: str, *,
@@ -126,102 +118,29 @@ def study_plan(budget: str, out_dir: str, *,
   return plan
 
 
-def _is_complete(config: TrainConfig) -> bool:
-  """Whether the run's metrics.csv has its final evaluation row."""
-  path = os.path.join(config.root_dir, "metrics.csv")
-  if not os.path.isfile(path):
-    return False
-  with open(path) as f:
-    lines = [l for l in f.read().splitlines() if l.strip()]
-  return len(lines) > 1 and int(float(lines[-1].split(",")[0])) >= config.num_steps
-
-
-def run_one(config_json: str) -> int:
-  """Trains the config in ``config_json`` (a path); the child process body."""
-  from sn_tf.train import train  # pylint: disable=g-import-not-at-top
-  with open(config_json) as f:
-    config = TrainConfig.from_json(f.read())
-  result = train(config)
-  print(f"eval/return={result.get('eval/return')} at step {result.get('step')}")
-  return 0
-
-
 def run_study(plan: Sequence[PlannedRun], out_dir: str, workers: int = 2,
-              report: bool = True,
+              ray_address: Optional[str] = None, report: bool = True,
               echo: Callable[[str], None] = print) -> Dict[str, Any]:
-  """Runs ``plan`` ``workers`` at a time, each in a fresh Python process.
+  """Runs ``plan`` as Ray tasks (``sweeps.run_plan``), then the report.
 
-  A rerun skips complete runs and resumes the others from their newest
-  checkpoint. Returns ``{"complete": [...], "failed": {name: log}, "report":
-  path or None}``; the report is written only when every run is complete.
+  ``workers`` is the CPU count of the embedded local Ray (one run per CPU);
+  with ``ray_address`` the runs go to that cluster instead. A rerun skips
+  complete runs and resumes the others from their newest checkpoint.
   """
   if not isinstance(workers, int) or workers < 1:
     raise ValueError(f"workers={workers!r} is not allowed; an integer >= 1.")
   out_dir = os.path.abspath(out_dir)
-  os.makedirs(os.path.join(out_dir, "logs"), exist_ok=True)
+  os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "plan.json"), "w") as f:
     json.dump([{"name": r.name, "config": json.loads(r.config.to_json())}
                for r in plan], f, indent=1)
-  todo = [r for r in plan if not _is_complete(r.config)]
-  complete = [r.name for r in plan if r not in todo]
-  failed: Dict[str, str] = {}
-  lock = threading.Lock()
-  start = time.time()
-  children: Dict[str, subprocess.Popen] = {}
-  echo(f"{len(plan)} runs: {len(complete)} complete, {len(todo)} to run, "
-       f"{workers} at a time; logs in {os.path.join(out_dir, 'logs')}")
-
-  def launch(run: PlannedRun) -> None:
-    os.makedirs(run.config.root_dir, exist_ok=True)
-    config_json = os.path.join(run.config.root_dir, "planned_config.json")
-    with open(config_json, "w") as f:
-      f.write(run.config.to_json())
-    log = os.path.join(out_dir, "logs", run.name.replace("/", "__") + ".log")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    with open(log, "a") as log_file:
-      child = subprocess.Popen(
-          [sys.executable, "-c", "import sys; from sn_tf.experiments import "
-           "run_one; sys.exit(run_one(sys.argv[1]))", config_json],
-          stdout=log_file, stderr=subprocess.STDOUT, env=env)
-      with lock:
-        children[run.name] = child
-      code = child.wait()
-    with lock:
-      del children[run.name]
-      if code == 0 and _is_complete(run.config):
-        complete.append(run.name)
-        status = "done"
-      else:
-        failed[run.name] = log
-        status = f"FAILED (exit {code}), log: {log}"
-      done = len(complete) + len(failed)
-      elapsed = time.time() - start
-      ran = done - (len(plan) - len(todo))
-      eta = elapsed / max(ran, 1) * (len(plan) - done)
-      echo(f"[{done}/{len(plan)}] {run.name} {status}; elapsed "
-           f"{elapsed / 60:.1f} min, ETA {eta / 60:.1f} min")
-
-  pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers)
-  try:
-    for future in [pool.submit(launch, r) for r in todo]:
-      future.result()
-  except KeyboardInterrupt:
-    pool.shutdown(wait=False, cancel_futures=True)
-    with lock:
-      for child in children.values():
-        child.terminate()  # train() checkpoints are atomic; rerun resumes
-    echo("interrupted; rerun the same command to resume.")
-    raise
-  pool.shutdown()
-  index = None
-  if failed:
-    echo(f"{len(failed)} run(s) failed; fix and rerun to resume them:")
-    for name, log in sorted(failed.items()):
-      echo(f"  {name}: {log}")
-  elif report:
+  result = sweeps.run_plan(plan, out_dir, ray_address=ray_address,
+                           num_cpus=workers, report=False, echo=echo)
+  result["report"] = None
+  if not result["failed"] and report:
     from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
-    index = aggregate.write_report(os.path.join(out_dir, "runs"),
-                                   os.path.join(out_dir, "report"),
-                                   title=f"Reproduction ({len(plan)} runs)")
-    echo(f"report: {index}")
-  return {"complete": sorted(complete), "failed": failed, "report": index}
+    result["report"] = aggregate.write_report(
+        os.path.join(out_dir, "runs"), os.path.join(out_dir, "report"),
+        title=f"Reproduction ({len(plan)} runs)")
+    echo(f"report: {result['report']}")
+  return result

@@ -57,7 +57,7 @@ def test_study_runs_resumes_reports_and_survives_a_failed_run(tmp_path):
     f.write(bad.config.to_json().replace('"gamma": 0.99', '"gamma": 0.5'))
   lines = []
   result = experiments.run_study(plan, out, workers=2, echo=lines.append)
-  assert result["complete"] == sorted(r.name for r in plan[:3])
+  assert result["finished"] == sorted(r.name for r in plan[:3])
   assert list(result["failed"]) == [bad.name] and result["report"] is None
   assert "different config" in open(result["failed"][bad.name]).read()
   assert any(bad.name in l and "FAILED" in l for l in lines)
@@ -65,8 +65,9 @@ def test_study_runs_resumes_reports_and_survives_a_failed_run(tmp_path):
   os.remove(os.path.join(bad.config.root_dir, "config.json"))
   lines = []
   result = experiments.run_study(plan, out, workers=2, echo=lines.append)
-  assert "4 runs: 3 complete, 1 to run" in lines[0]
-  assert not result["failed"] and len(result["complete"]) == 4
+  assert "4 runs: 3 already complete, 1 to run" in lines[0]
+  assert not result["failed"] and result["finished"] == [bad.name]
+  assert len(result["skipped"]) == 3
   index = open(result["report"]).read()
   assert "| minatar:breakout | SN[-2] | 2 |" in index
   assert "curve_minatar_breakout_srank.png" in index

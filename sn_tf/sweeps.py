@@ -1,0 +1,377 @@
+"""Sweeps: a grid of training configs run as Ray tasks, resumable.
+
+A sweep file (YAML, or Python defining ``SWEEP``) maps ``TrainConfig`` fields
+(and ``preset``) to a list of values to sweep or a single fixed value; a list
+of such grids is the union of their products:
+
+    env: [minatar:breakout, minatar:asterix]
+    spectral: [none, "-2"]
+    scheduler: [none, divgrad]
+    seed: [0..9]          # an inclusive integer range
+    num_steps: 250000
+
+``expand_sweep`` turns it into named runs, every config validated before any
+work. ``run_plan`` runs named configs as Ray tasks (Agarwal-style sweeps of
+thousands of runs on one machine or a cluster, with Ray doing the
+scheduling): each run in its own worker process (``max_calls=1``), its output
+in ``<out>/logs/<name>.log``, its ``root_dir`` under ``<out>/runs/``. A rerun
+skips complete runs and resumes the others from their checkpoints; a failed
+run is reported with its log and does not stop the others; Ctrl-C cancels the
+tasks (their checkpoints are atomic) and the next launch resumes.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+import re
+import runpy
+import sys
+import time
+import traceback
+import typing
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+from sn_tf.config import FIELDS, TrainConfig, make_config
+
+LEDGER = "sweep_ledger.jsonl"
+# Fields a sweep never sets: the sweep names the run directories.
+RESERVED = ("root_dir",)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlannedRun:
+  """One run of a sweep: its name (a relative path) and its config."""
+  name: str
+  config: TrainConfig
+
+
+# ------------------------------------------------------------ sweep files
+
+def load_sweep(path: str) -> Any:
+  """The grid (or list of grids) in a ``.yaml``/``.yml`` or ``.py`` file."""
+  if not os.path.isfile(path):
+    raise ValueError(f"sweep file {path!r} does not exist.")
+  if path.endswith((".yaml", ".yml")):
+    import yaml  # pylint: disable=g-import-not-at-top
+    with open(path) as f:
+      try:
+        grid = yaml.safe_load(f)
+      except yaml.YAMLError as e:
+        raise ValueError(f"sweep file {path!r} is not valid YAML: {e}") from None
+  elif path.endswith(".py"):
+    grid = runpy.run_path(path).get("SWEEP")
+    if grid is None:
+      raise ValueError(f"sweep file {path!r} defines no dict SWEEP.")
+  else:
+    raise ValueError(f"sweep file {path!r}: allowed: a .yaml, .yml or .py file.")
+  if not isinstance(grid, (dict, list)):
+    raise ValueError(f"sweep file {path!r}: allowed: a mapping of config "
+                     f"fields to values, or a list of them; got "
+                     f"{type(grid).__name__}.")
+  return grid
+
+
+_RANGE = re.compile(r"^\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*$")
+
+
+def _values(key: str, value: Any) -> List[Any]:
+  """The swept values of one key (a scalar is one value; ``a..b`` a range)."""
+  values = value if isinstance(value, list) else [value]
+  out = []
+  for v in values:
+    m = _RANGE.match(v) if isinstance(v, str) else None
+    if m:
+      lo, hi = int(m.group(1)), int(m.group(2))
+      if hi < lo:
+        raise ValueError(f"sweep key {key!r}: empty range {v!r}.")
+      out.extend(range(lo, hi + 1))
+    else:
+      out.append(v)
+  if not out:
+    raise ValueError(f"sweep key {key!r} has an empty list of values; give at "
+                     "least one.")
+  return out
+
+
+def _coerce(key: str, value: Any) -> Any:
+  """YAML reads ``-2`` as an int; string fields get strings back."""
+  hint = typing.get_type_hints(TrainConfig).get(key)
+  if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+    return str(value)
+  if key in ("minatar_conv_filters", "minatar_fc_units"):
+    if isinstance(value, int):
+      return (value,)
+    if isinstance(value, str):
+      try:
+        return tuple(int(v) for v in value.split(","))
+      except ValueError:
+        return value
+  return value
+
+
+def _format(value: Any) -> str:
+  if isinstance(value, (tuple, list)):
+    return "-".join(str(v) for v in value)
+  return str(value)
+
+
+def run_name(fields: Dict[str, Any]) -> str:
+  """A directory name from swept fields: ``env=minatar_breakout,seed=0``."""
+  parts = [f"{k}={_format(v)}" for k, v in fields.items()]
+  name = ",".join(parts) or "run"
+  return re.sub(r"[^A-Za-z0-9=,._-]", "_", name)
+
+
+def _check_keys(grid: Dict[str, Any]) -> None:
+  if not isinstance(grid, dict):
+    raise ValueError(f"a sweep grid must be a mapping of config fields to "
+                     f"values, got {type(grid).__name__}.")
+  if not grid:
+    raise ValueError("the sweep grid is empty; give at least env.")
+  for key in grid:
+    if key in RESERVED:
+      raise ValueError(f"sweep key {key!r} is not allowed: the sweep sets "
+                       "each run's root_dir under its output directory.")
+    if key != "preset" and key not in FIELDS:
+      raise ValueError(f"sweep key {key!r} is unknown; allowed: preset, "
+                       + ", ".join(k for k in FIELDS if k not in RESERVED) + ".")
+  if "env" not in grid:
+    raise ValueError("sweep key 'env' is missing; every run needs an env.")
+
+
+def expand_sweep(grids: Any, out_dir: str) -> List[PlannedRun]:
+  """Every combination of a grid (or of each grid in a list) as runs.
+
+  A list of grids is the union of their products, for combinations a single
+  product cannot express (e.g. SN runs and scheduler runs, which cannot share
+  layers). Runs are named by ``env`` and the keys whose value differs across
+  the runs, so a sweep file always gives the same directories.
+
+  Raises:
+    ValueError: naming the key for unknown keys, empty lists, bad values and
+      impossible combinations; an empty grid or list.
+  """
+  if isinstance(grids, dict):
+    grids = [grids]
+  if not isinstance(grids, list) or not grids:
+    raise ValueError("the sweep is empty; give a grid (a mapping) or a "
+                     "non-empty list of grids.")
+  combos = []  # (values dict incl. env/preset)
+  for grid in grids:
+    _check_keys(grid)
+    axes = {k: [_coerce(k, v) for v in _values(k, grid[k])] for k in grid}
+    combos += [dict(zip(axes, c)) for c in itertools.product(*axes.values())]
+  configs = []
+  for values in combos:
+    values = dict(values)
+    env = values.pop("env")
+    preset = values.pop("preset", None)
+    if preset is None:
+      preset = "minatar" if str(env).startswith("minatar:") else "atari"
+    try:
+      configs.append(make_config(env, "unset", preset, **values))
+    except ValueError as e:
+      shown = ", ".join(f"{k}={v!r}" for k, v in dict(values, env=env).items())
+      raise ValueError(f"sweep run ({shown}): {e}") from None
+  keys = list(dict.fromkeys(k for g in grids for k in g))
+  as_dicts = [dataclasses.asdict(c) for c in configs]
+  named = [k for k in keys if k == "env" or
+           len({json.dumps(d[k], sort_keys=True) for d in as_dicts}) > 1]
+  out_dir = os.path.abspath(out_dir)
+  plan, seen = [], set()
+  for config, d in zip(configs, as_dicts):
+    name = run_name({k: d[k] for k in named})
+    if name in seen:
+      raise ValueError(f"the sweep lists the run {name!r} twice; make the "
+                       "swept values distinct.")
+    seen.add(name)
+    plan.append(PlannedRun(name, dataclasses.replace(
+        config, root_dir=os.path.join(out_dir, "runs", name))))
+  return plan
+
+
+# ------------------------------------------------------------------ running
+
+def is_complete(config: TrainConfig) -> bool:
+  """Whether the run's ``metrics.csv`` has its final evaluation row."""
+  path = os.path.join(config.root_dir, "metrics.csv")
+  if not os.path.isfile(path):
+    return False
+  with open(path) as f:
+    lines = [l for l in f.read().splitlines() if l.strip()]
+  if len(lines) < 2:
+    return False
+  try:
+    return int(float(lines[-1].split(",")[0])) >= config.num_steps
+  except ValueError:
+    return False
+
+
+def _train_task(config_json: str, log_path: str, name: str, tracker) -> Dict[str, Any]:
+  """A Ray task: trains one config in this (dedicated) worker process."""
+  if tracker is not None:
+    tracker.started.remote(name)
+  os.makedirs(os.path.dirname(log_path), exist_ok=True)
+  fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os.dup2(fd, 1)  # Python and TensorFlow's C++ output both go to the log
+  os.dup2(fd, 2)
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  try:
+    from sn_tf.train import train  # pylint: disable=g-import-not-at-top
+    result = train(TrainConfig.from_json(config_json))
+  except BaseException:
+    traceback.print_exc()  # into the run's log; Ray reports the error too
+    sys.stderr.flush()
+    raise
+  print(f"eval/return={result.get('eval/return')} at step {result.get('step')}",
+        flush=True)
+  return {"step": result.get("step"), "eval/return": result.get("eval/return")}
+
+
+class _Tracker:
+  """A Ray actor the tasks tell when they start (their queue may be long)."""
+
+  def __init__(self):
+    self._started = []
+
+  def started(self, name: str) -> None:
+    self._started.append(name)
+
+  def names(self) -> List[str]:
+    return list(self._started)
+
+
+def _append_ledger(out_dir: str, record: Dict[str, Any]) -> None:
+  with open(os.path.join(out_dir, LEDGER), "a") as f:
+    f.write(json.dumps(record) + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+
+
+def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
+             ray_address: Optional[str] = None, num_cpus: Optional[int] = None,
+             cpus_per_run: float = 1, gpus_per_run: float = 0,
+             report: bool = True, progress_every: float = 30.0,
+             echo: Callable[[str], None] = print) -> Dict[str, Any]:
+  """Runs ``plan`` as Ray tasks; returns what finished, failed, was skipped.
+
+  Args:
+    plan: named configs (their ``root_dir`` under ``out_dir/runs``).
+    out_dir: the sweep directory (``runs/``, ``logs/``, the ledger, report).
+    ray_address: ``None``/``""`` starts an embedded local Ray with
+      ``num_cpus`` CPUs (default: all cores); ``"auto"`` or ``"ray://..."``
+      joins an existing cluster (``out_dir`` must then be on a file system
+      every node sees).
+    cpus_per_run, gpus_per_run: Ray resources of one run.
+    report: write ``sn_tf.analysis.aggregate``'s report into
+      ``out_dir/report`` when every run is complete.
+
+  Returns:
+    ``{"finished": [...], "skipped": [...], "failed": {name: log}, "report":
+    index path or None, "wall_time": seconds}``.
+  """
+  import ray  # pylint: disable=g-import-not-at-top
+  if cpus_per_run <= 0 or gpus_per_run < 0:
+    raise ValueError(f"cpus_per_run={cpus_per_run!r} must be > 0 and "
+                     f"gpus_per_run={gpus_per_run!r} >= 0.")
+  if num_cpus is not None and (not isinstance(num_cpus, int) or num_cpus < 1):
+    raise ValueError(f"num_cpus={num_cpus!r} is not allowed; an integer >= 1.")
+  start = time.time()
+  out_dir = os.path.abspath(out_dir)
+  os.makedirs(os.path.join(out_dir, "logs"), exist_ok=True)
+  skipped = [r.name for r in plan if is_complete(r.config)]
+  todo = [r for r in plan if r.name not in skipped]
+  for name in skipped:
+    _append_ledger(out_dir, {"name": name, "status": "skipped", "time": time.time()})
+  echo(f"{len(plan)} runs: {len(skipped)} already complete, {len(todo)} to run; "
+       f"logs in {os.path.join(out_dir, 'logs')}")
+  finished: List[str] = []
+  failed: Dict[str, str] = {}
+  if todo:
+    embedded = not ray_address
+    if embedded:
+      # Ray starts workers at niceness 15 by default; the runs are this
+      # machine's main work, so they get normal priority (measured: under
+      # load, niced runs got ~1% of a core).
+      os.environ.setdefault("RAY_worker_niceness", "0")
+      ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
+               log_to_driver=False, configure_logging=False)
+    else:
+      ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+    try:
+      _run_tasks(ray, todo, out_dir, cpus_per_run, gpus_per_run, finished,
+                 failed, progress_every, echo, start)
+    except KeyboardInterrupt:
+      echo("interrupted: cancelling runs; rerun the same command to resume "
+           "them from their checkpoints.")
+      raise
+    finally:
+      if embedded:
+        ray.shutdown()
+  index = None
+  if failed:
+    echo(f"{len(failed)} run(s) failed (the others went on); rerun to resume them:")
+    for name, log in sorted(failed.items()):
+      echo(f"  {name}: {log}")
+  elif report:
+    from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
+    try:
+      index = aggregate.write_report(os.path.join(out_dir, "runs"),
+                                     os.path.join(out_dir, "report"),
+                                     title=f"Sweep {os.path.basename(out_dir)}")
+      echo(f"report: {index}")
+    except ValueError as e:
+      echo(f"no aggregate report: {e}")
+  wall = time.time() - start
+  echo(f"sweep: {len(finished)} finished, {len(skipped)} skipped, "
+       f"{len(failed)} failed in {wall / 60:.1f} min")
+  return {"finished": sorted(finished), "skipped": sorted(skipped),
+          "failed": failed, "report": index, "wall_time": wall}
+
+
+def _run_tasks(ray, todo, out_dir, cpus_per_run, gpus_per_run, finished,
+               failed, progress_every, echo, start) -> None:
+  """Submits ``todo`` and follows them to the end (the body of run_plan)."""
+  tracker = ray.remote(num_cpus=0)(_Tracker).remote()
+  task = ray.remote(max_calls=1)(_train_task).options(
+      num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+  refs = {}
+  for run in todo:
+    log = os.path.join(out_dir, "logs", run.name.replace("/", "__") + ".log")
+    refs[task.remote(run.config.to_json(), log, run.name, tracker)] = (run.name, log)
+  pending = list(refs)
+  last_line = 0.0
+  try:
+    while pending:
+      done, pending = ray.wait(pending, num_returns=1, timeout=progress_every)
+      for ref in done:
+        name, log = refs[ref]
+        try:
+          ray.get(ref)
+          finished.append(name)
+          status = "finished"
+        except ray.exceptions.RayError as e:  # task error, worker crash, ...
+          failed[name] = log
+          status = "failed"
+          echo(f"FAILED {name}: {type(e).__name__}; log: {log}")
+        _append_ledger(out_dir, {"name": name, "status": status,
+                                 "time": time.time()})
+      now = time.time()
+      if done or now - last_line >= progress_every:
+        last_line = now
+        started = len(set(ray.get(tracker.names.remote())))
+        ended = len(finished) + len(failed)
+        running = max(0, started - ended)
+        eta = ""
+        if ended:  # runs end at this average rate so far
+          eta = f", ETA {len(pending) * (now - start) / ended / 60:.1f} min"
+        echo(f"[{ended}/{len(todo)}] finished {len(finished)}, running {running}, "
+             f"waiting {len(pending) - running}, failed {len(failed)}; "
+             f"elapsed {(now - start) / 60:.1f} min{eta}")
+  except KeyboardInterrupt:
+    for ref in pending:
+      ray.cancel(ref, force=True)
+    raise
