@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.sn_tf-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test bench install clean
+.PHONY: run test test-faults bench install clean
 
 install: $(STAMP)
 
@@ -23,7 +23,10 @@ run: $(STAMP)
 	$(PY) launchers/main_job.py
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not faults_full" $(PYTEST_ARGS)
+
+test-faults: $(STAMP)
+	$(PY) -m pytest tests/faults $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_layers.py

@@ -114,6 +114,8 @@ def main(argv):
     result = train(config)
   except (ValueError, RuntimeError) as e:  # config clash, root_dir in use
     raise app.UsageError(str(e)) from None
+  except (FloatingPointError, OSError) as e:  # diverged; disk full/unwritable
+    raise SystemExit(f"error: {e}") from None
   print(f"eval/return={result.get('eval/return')} at step {result.get('step')}; "
         f"run: {result['root_dir']}; policy: {result['policy_dir']}")
 

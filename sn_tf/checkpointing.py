@@ -4,7 +4,7 @@ A checkpoint is a directory ``<dir>/ckpt-<step>`` holding the TF objects
 (networks with u/v/sigma, optimiser slots, counters) as a ``tf.train``
 checkpoint, the replay buffer, and a pickled dict of Python state (RNGs, env
 state, episode accumulators). It is written into a temporary directory,
-fsynced, and renamed into place, then listed in a ``MANIFEST`` of file sizes:
+fsynced, and renamed into place, with a ``MANIFEST`` of file sizes and CRC32s:
 a directory without a valid manifest is never used. Restoring tries the newest
 checkpoint first and falls back to older ones with a warning naming the file
 that failed.
@@ -15,10 +15,13 @@ import os
 import pickle
 import re
 import shutil
+import zlib
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from absl import logging
 import tensorflow as tf
+
+from sn_tf import faults
 
 MANIFEST = "MANIFEST.json"
 _NAME = re.compile(r"^ckpt-(\d+)$")
@@ -38,6 +41,14 @@ def _fsync_tree(path: str) -> None:
       with open(os.path.join(root, name), "rb+") as f:
         os.fsync(f.fileno())
     _fsync_dir(root)
+
+
+def _crc32(path: str) -> int:
+  crc = 0
+  with open(path, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 22), b""):
+      crc = zlib.crc32(chunk, crc)
+  return crc
 
 
 def remove_stale_temporaries(directory: str) -> None:
@@ -90,17 +101,32 @@ class RunCheckpointer:
     """Writes checkpoint ``step`` atomically and prunes old ones."""
     final = self.path(step)
     tmp = os.path.join(self._dir, f".tmp-ckpt-{step:012d}-{os.getpid()}")
+    try:
+      return self._save(step, final, tmp, save_replay, state)
+    except OSError as e:
+      shutil.rmtree(tmp, ignore_errors=True)
+      kept = ", ".join(self.path(s) for s in self.steps()) or "none"
+      raise OSError(e.errno, f"cannot write checkpoint {final} ({e}); nothing "
+                    f"partial is left as a checkpoint; complete checkpoints: "
+                    f"{kept}") from e
+
+  def _save(self, step: int, final: str, tmp: str,
+            save_replay: Callable[[str], None], state: Dict[str, Any]) -> str:
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     self._checkpoint.write(os.path.join(tmp, "tf"))
+    faults.hit("checkpoint.mid")
     save_replay(os.path.join(tmp, "replay.npz"))
     with open(os.path.join(tmp, "state.pkl"), "wb") as f:
       pickle.dump(state, f, protocol=pickle.HIGHEST_PROTOCOL)
-    sizes = {name: os.path.getsize(os.path.join(tmp, name))
-             for name in sorted(os.listdir(tmp))}
+    names = sorted(os.listdir(tmp))
+    sizes = {name: os.path.getsize(os.path.join(tmp, name)) for name in names}
+    crcs = {name: _crc32(os.path.join(tmp, name)) for name in names
+            if os.path.isfile(os.path.join(tmp, name))}
     with open(os.path.join(tmp, MANIFEST), "w") as f:
-      json.dump({"step": step, "files": sizes}, f)
+      json.dump({"step": step, "files": sizes, "crc32": crcs}, f)
     _fsync_tree(tmp)
+    faults.hit("checkpoint.before_rename")
     if os.path.exists(final):
       shutil.rmtree(final)
     os.rename(tmp, final)
@@ -114,11 +140,15 @@ class RunCheckpointer:
     if not os.path.isfile(manifest):
       raise ValueError(f"{manifest} is missing")
     with open(manifest) as f:
-      sizes = json.load(f)["files"]
-    for name, size in sizes.items():
+      data = json.load(f)
+    for name, size in data["files"].items():
       file = os.path.join(path, name)
       if not os.path.isfile(file) or os.path.getsize(file) != size:
         raise ValueError(f"{file} is missing or truncated")
+    for name, crc in data.get("crc32", {}).items():  # older manifests: sizes only
+      file = os.path.join(path, name)
+      if _crc32(file) != crc:
+        raise ValueError(f"{file} is corrupt (CRC32 mismatch)")
 
   def restore_latest(self, load_replay: Callable[[str], Any]
                      ) -> Optional[Tuple[int, Any, Dict[str, Any]]]:

@@ -93,6 +93,11 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
     atari_protocol, sticky_action_prob: env options (default: those the
       policy was trained with).
   """
+  if env_id is not None:
+    try:
+      parse_env_id(env_id)
+    except ValueError as e:
+      raise ValueError(f"env={env_id!r} is not allowed; {e}") from None
   if not isinstance(episodes, int) or episodes < 1:
     raise ValueError(f"episodes={episodes!r} is not allowed; an integer >= 1.")
   if not 0.0 <= epsilon <= 1.0:

@@ -18,6 +18,8 @@ from absl import logging
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 
+from sn_tf import faults
+
 METADATA_FILE = "sn_tf_policy.json"
 
 
@@ -52,6 +54,7 @@ class PolicyExporter:
     metadata = dict(self._metadata, train_step=int(self._train_step.numpy()))
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
+    faults.hit("export.mid")
     old = None
     if os.path.exists(directory):
       old = f"{tmp}-old"

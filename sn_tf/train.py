@@ -27,6 +27,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+from sn_tf import faults
 from sn_tf import logs
 from sn_tf import measures
 from sn_tf.agents import c51
@@ -327,10 +328,15 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
                             config.max_q_value, jacobian_method=method))
 
   def layer_stats() -> Dict[str, float]:
-    stats = {n: float(l.sigma.numpy())
+    stats = {n: faults.value("sigma", float(l.sigma.numpy()))
              for n, l in zip(sigma_names, network.sn_layers)}
     if rho is not None:
-      stats["rho"] = float(rho().numpy())
+      stats["rho"] = faults.value("rho", float(rho().numpy()))
+    for name, value in stats.items():
+      if not np.isfinite(value):
+        raise FloatingPointError(
+            f"{name} is {value} at step {step}; stopping. The last checkpoint "
+            f"and export are intact (in {root}).")
     return stats
 
   last_row: Dict[str, Any] = {}
@@ -377,6 +383,7 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
       else:
         time_steps[i] = next_step
     previous, step = step, step + num_envs
+    faults.hit("step")
 
     # Learn: one update per update_period env steps after learning_starts,
     # the last one fused with the next greedy actions.
@@ -393,10 +400,11 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
         if not train_only:
           train_only.append(FlatCall(c51.make_train_fn(agent, config.clip_rewards)))
         loss = train_only[0](batch)
-      loss = float(loss)
+      loss = faults.value("loss", float(loss))
       if not np.isfinite(loss):
         raise FloatingPointError(f"loss is {loss} at step {step}; stopping. "
-                                 "The last checkpoint and export are intact.")
+                                 f"The last checkpoint and export are intact "
+                                 f"(in {root}).")
       window_losses.append(loss)
       losses_since_eval.append(loss)
 
@@ -435,7 +443,13 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
         exporter.export(os.path.join(root, "policies", "final"))
       # Row first: a kill before the checkpoint completes resumes from the
       # previous checkpoint, which drops this row and writes it again.
-      metrics.csv_row(row)
+      try:
+        faults.hit("csv")
+        metrics.csv_row(row)
+      except OSError as e:
+        raise OSError(e.errno, f"cannot write {logs.CSV_FILE} in {root} ({e}); "
+                      "the run stopped, its last checkpoint is intact: rerun "
+                      "to resume.") from e
       checkpoint()
       last_row = row
       progress.update(step, f"eval {row['eval/return']:.2f}", force=True)
