@@ -5,13 +5,16 @@ comma-separated list of ``<point>:<n>[:<action>]`` entries: at the ``n``-th
 time the run passes ``<point>``, do ``<action>``:
 
 - ``kill`` (default): SIGKILL this process (a power cut for the run).
+- ``killgroup``: SIGKILL this process's whole process group (a power cut for
+  a sweep: its driver, started as a group leader, and its embedded Ray).
 - ``oserror``: raise ``OSError(ENOSPC)`` (a full or unwritable disk).
 - ``nan`` / ``inf``: ``value(point, x)`` returns NaN / inf instead of ``x``.
 
 Points: ``step`` (each env iteration), ``checkpoint.mid`` (TF objects
 written, replay not yet), ``checkpoint.before_rename``, ``export.mid``
 (SavedModel written, not yet in place), ``csv`` (before a metrics row), and
-the value points ``loss``, ``sigma``, ``rho``.
+the value points ``loss``, ``sigma``, ``rho``; in a sweep's driver,
+``sweep.ledger`` (before a record is appended to its ledger).
 """
 
 import errno
@@ -20,6 +23,7 @@ import signal
 from typing import Dict, Tuple
 
 ENV = "SN_TF_FAULTS"
+ACTIONS = ("kill", "killgroup", "oserror", "nan", "inf")
 _counts: Dict[str, int] = {}
 _plan: Dict[str, Tuple[int, str]] = {}
 _loaded = [False]
@@ -35,7 +39,11 @@ def _load() -> None:
     if len(parts) not in (2, 3) or not parts[1].isdigit():
       raise ValueError(f"{ENV}={spec!r}: malformed entry {item!r}; "
                        "expected <point>:<n>[:<action>].")
-    _plan[parts[0]] = (int(parts[1]), parts[2] if len(parts) == 3 else "kill")
+    action = parts[2] if len(parts) == 3 else "kill"
+    if action not in ACTIONS:
+      raise ValueError(f"{ENV}={spec!r}: action {action!r} of entry {item!r} "
+                       f"is unknown; allowed: {', '.join(ACTIONS)}.")
+    _plan[parts[0]] = (int(parts[1]), action)
 
 
 def _due(point: str) -> str:
@@ -52,6 +60,8 @@ def hit(point: str) -> None:
   action = _due(point)
   if action == "kill":
     os.kill(os.getpid(), signal.SIGKILL)
+  elif action == "killgroup":
+    os.killpg(os.getpgrp(), signal.SIGKILL)
   elif action == "oserror":
     raise OSError(errno.ENOSPC, f"injected fault at {point}: no space left on device")
 

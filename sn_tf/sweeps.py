@@ -18,6 +18,12 @@ in ``<out>/logs/<name>.log``, its ``root_dir`` under ``<out>/runs/``. A rerun
 skips complete runs and resumes the others from their checkpoints; a failed
 run is reported with its log and does not stop the others; Ctrl-C cancels the
 tasks (their checkpoints are atomic) and the next launch resumes.
+
+``<out>/sweep_ledger.jsonl`` records each run as it ends (finished, failed,
+or skipped by a relaunch). A relaunch skips exactly the runs the ledger
+records as complete (and whose ``metrics.csv`` reaches ``num_steps``); every
+other run is resumed from its newest checkpoint, which for a run killed after
+its last checkpoint but before its ledger record only confirms it is done.
 """
 
 import dataclasses
@@ -30,8 +36,9 @@ import sys
 import time
 import traceback
 import typing
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
+from sn_tf import faults
 from sn_tf.config import FIELDS, TrainConfig, make_config
 
 LEDGER = "sweep_ledger.jsonl"
@@ -245,10 +252,36 @@ class _Tracker:
 
 
 def _append_ledger(out_dir: str, record: Dict[str, Any]) -> None:
+  faults.hit("sweep.ledger")
   with open(os.path.join(out_dir, LEDGER), "a") as f:
     f.write(json.dumps(record) + "\n")
     f.flush()
     os.fsync(f.fileno())
+
+
+def read_ledger(out_dir: str) -> List[Dict[str, Any]]:
+  """The records of ``out_dir``'s ledger, oldest first ([] without one).
+
+  A line cut short by a kill mid-write is ignored (the run it would have
+  recorded is resumed, which is harmless).
+  """
+  path = os.path.join(out_dir, LEDGER)
+  if not os.path.isfile(path):
+    return []
+  records = []
+  with open(path) as f:
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except json.JSONDecodeError:
+        continue
+  return records
+
+
+def recorded_complete(out_dir: str) -> Set[str]:
+  """Names the ledger records as finished (or skipped as complete)."""
+  return {r.get("name") for r in read_ledger(out_dir)
+          if r.get("status") in ("finished", "skipped")}
 
 
 def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
@@ -282,7 +315,13 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
   start = time.time()
   out_dir = os.path.abspath(out_dir)
   os.makedirs(os.path.join(out_dir, "logs"), exist_ok=True)
-  skipped = [r.name for r in plan if is_complete(r.config)]
+  # The ledger, written only after a run's train() returned, is what counts:
+  # a run killed between its last metrics row and its ledger record is
+  # resumed (a no-op past its final checkpoint), never skipped unrecorded.
+  # The metrics check keeps a run whose budget was raised from being skipped.
+  recorded = recorded_complete(out_dir)
+  skipped = [r.name for r in plan
+             if r.name in recorded and is_complete(r.config)]
   todo = [r for r in plan if r.name not in skipped]
   for name in skipped:
     _append_ledger(out_dir, {"name": name, "status": "skipped", "time": time.time()})

@@ -1,15 +1,14 @@
 """Sweep files, their expansion, and a killed-then-relaunched sweep on Ray."""
 
 import collections
-import json
 import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
+from sn_tf import faults
 from sn_tf import sweeps
 from sn_tf.logs import read_csv
 
@@ -88,22 +87,19 @@ def test_sweep_launcher_refuses_a_bad_file_before_any_work(tmp_path):
   result = subprocess.run(
       [sys.executable, os.path.join(REPO, "launchers", "sweep.py"),
        f"--sweep={path}", f"--out={tmp_path / 'out'}"],
-      capture_output=True, text=True, timeout=300)
+      capture_output=True, text=True, timeout=900)
   assert result.returncode != 0
   assert "lr='fast' is not allowed" in result.stderr
   assert not (tmp_path / "out").exists()
 
 
-def _ledger(out):
-  path = os.path.join(out, sweeps.LEDGER)
-  if not os.path.isfile(path):
-    return []
-  with open(path) as f:
-    return [json.loads(l) for l in f if l.strip()]
-
-
-def _launch(sweep_file, out):
+def _launch(sweep_file, out, faults_spec=""):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop(faults.ENV, None)
+  if faults_spec:
+    env[faults.ENV] = faults_spec
+  # Its own session: a killgroup fault kills the driver and its embedded Ray,
+  # not pytest.
   return subprocess.Popen(
       [sys.executable, os.path.join(REPO, "launchers", "sweep.py"),
        f"--sweep={sweep_file}", f"--out={out}", "--local_cpus=2"],
@@ -111,32 +107,80 @@ def _launch(sweep_file, out):
       start_new_session=True)
 
 
+def _finished_names(out):
+  return [r["name"] for r in sweeps.read_ledger(out) if r["status"] == "finished"]
+
+
+def _run_state(root):
+  """What a run has on disk: metrics.csv bytes and its complete checkpoints
+  (step -> MANIFEST bytes)."""
+  metrics = os.path.join(root, "metrics.csv")
+  csv = open(metrics, "rb").read() if os.path.isfile(metrics) else b""
+  ckpts = {}
+  ckpt_dir = os.path.join(root, "checkpoints")
+  if os.path.isdir(ckpt_dir):
+    for name in os.listdir(ckpt_dir):
+      manifest = os.path.join(ckpt_dir, name, "MANIFEST.json")
+      if name.startswith("ckpt-") and os.path.isfile(manifest):
+        ckpts[int(name[len("ckpt-"):])] = open(manifest, "rb").read()
+  return csv, ckpts
+
+
+def _csv_rows_up_to(csv, step):
+  """The data rows of metrics.csv bytes with step <= ``step``, as lines."""
+  lines = csv.decode().splitlines()[1:]
+  return [l for l in lines if int(l.split(",")[0]) <= step]
+
+
 def test_killed_sweep_relaunched_finishes_every_run_exactly_once(tmp_path):
+  """A power cut of the whole sweep at a fixed point, then the same command.
+
+  The driver (and its Ray) is SIGKILLed just before the ledger records the
+  second run to end: one run is recorded as finished, at least one more has
+  ended on disk without its record, the others are mid-way. Whatever the
+  machine's speed, the relaunch must skip exactly the recorded run, leave its
+  files untouched, resume every other run from the checkpoint it had (rows up
+  to it kept byte for byte, wall times included), and record every run as
+  finished exactly once.
+  """
   grid = dict(env="minatar:breakout", spectral=["none", "-2"], seed=[0, 1], **TINY)
   sweep_file = write(tmp_path / "sweep_def.py", f"SWEEP = {grid!r}\n")
   out = str(tmp_path / "sweep")
-  first = _launch(sweep_file, out)
-  deadline = time.time() + 600
-  while time.time() < deadline and first.poll() is None:
-    if any(r["status"] == "finished" for r in _ledger(out)):
-      break
-    time.sleep(0.5)
-  assert first.poll() is None, first.stdout.read()  # killed mid-way, not done
-  os.killpg(first.pid, signal.SIGKILL)  # the driver and its embedded Ray
-  first.wait()
-  finished_before = [r["name"] for r in _ledger(out) if r["status"] == "finished"]
-  assert 1 <= len(finished_before) < 4
+  names = [r.name for r in sweeps.expand_sweep(grid, out)]
+  first = _launch(sweep_file, out, faults_spec="sweep.ledger:2:killgroup")
+  output, _ = first.communicate(timeout=1800)
+  assert first.returncode == -signal.SIGKILL, output
+  finished_before = _finished_names(out)
+  assert len(finished_before) == 1, sweeps.read_ledger(out)
+  before = {n: _run_state(os.path.join(out, "runs", n)) for n in names}
+  ended_unrecorded = [n for n in names if n not in finished_before
+                      and 600 in before[n][1]]
+  assert ended_unrecorded, "the kill must land after a second run ended"
 
   second = _launch(sweep_file, out)
-  output, _ = second.communicate(timeout=900)
+  output, _ = second.communicate(timeout=1800)
   assert second.returncode == 0, output
-  assert f"4 runs: {len(finished_before)} already complete" in output
-  ledger = _ledger(out)
-  counts = collections.Counter(r["name"] for r in ledger if r["status"] == "finished")
-  names = [r.name for r in sweeps.expand_sweep(grid, out)]
-  assert sorted(counts) == sorted(names) and set(counts.values()) == {1}
+  assert "4 runs: 1 already complete, 3 to run" in output, output
+  counts = collections.Counter(_finished_names(out))
+  assert sorted(counts) == sorted(names) and set(counts.values()) == {1}, counts
+  skipped = [r["name"] for r in sweeps.read_ledger(out) if r["status"] == "skipped"]
+  assert skipped == finished_before
   for name in names:
-    rows = read_csv(os.path.join(out, "runs", name, "metrics.csv"))
+    root = os.path.join(out, "runs", name)
+    after = _run_state(root)
+    if name in finished_before:  # not run again: nothing rewritten
+      assert after == before[name], name
+      continue
+    # Resumed from the newest checkpoint it had: what that checkpoint covers
+    # is kept as it was (a restart would rewrite the rows' wall times).
+    kept = max(before[name][1], default=0)
+    assert _csv_rows_up_to(after[0], kept) == _csv_rows_up_to(before[name][0], kept), name
+    for step, manifest in before[name][1].items():
+      if step in after[1]:
+        assert after[1][step] == manifest, (name, step)
+    rows = read_csv(os.path.join(root, "metrics.csv"))
     assert [int(r["step"]) for r in rows] == [150, 300, 450, 600]
     assert all(r["eval/return"] != "" and r["srank"] != "" for r in rows)
+  for name in ended_unrecorded:  # already done: the resume changed nothing
+    assert _run_state(os.path.join(out, "runs", name)) == before[name], name
   assert os.path.isfile(os.path.join(out, "report", "index.md"))

@@ -166,9 +166,13 @@ def test_atari_smoke_run(tmp_path, num_envs):
 
 
 def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
-  """A run killed at a random moment after its first checkpoint resumes."""
-  import signal
-  import time
+  """A run SIGKILLed at a random env step after its first checkpoint resumes.
+
+  The moment is drawn from a seeded generator and delivered by the fault hook
+  (``SN_TF_FAULTS=step:<n>``), so the kill lands at that step however fast
+  the machine is.
+  """
+  from sn_tf import faults  # pylint: disable=g-import-not-at-top
   reference = tmp_path / "reference"
   train(tiny_config(reference))
   root = tmp_path / "killed"
@@ -181,21 +185,23 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
           "--log_every=100", "--eval_max_episode_steps=200",
           "--checkpoint_every=50"]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while time.time() < deadline and proc.poll() is None:
-    ckpts = root / "checkpoints"
-    if ckpts.is_dir() and any(p.name.startswith("ckpt-") for p in ckpts.iterdir()):
-      break
-    time.sleep(0.05)
-  time.sleep(np.random.default_rng().uniform(0.0, 1.5))
-  proc.send_signal(signal.SIGKILL)
-  proc.wait()
-  finished = subprocess.run(args, env=env, capture_output=True, text=True)
+  env.pop(faults.ENV, None)
+  kill_step = int(np.random.default_rng(13).integers(51, 600))
+  killed = subprocess.run(args, env=dict(env, **{faults.ENV: f"step:{kill_step}"}),
+                          capture_output=True, text=True, timeout=900)
+  assert killed.returncode == -9, killed.stderr[-2000:]
+  ckpts = sorted(p.name for p in (root / "checkpoints").iterdir()
+                 if p.name.startswith("ckpt-"))
+  resume_step = (kill_step - 1) // 50 * 50
+  assert ckpts and int(ckpts[-1][len("ckpt-"):]) == resume_step
+  kept = [r for r in rows(root) if int(r["step"]) <= resume_step]
+  assert kept  # the resume must keep these rows as written (wall times too)
+  finished = subprocess.run(args, env=env, capture_output=True, text=True,
+                            timeout=900)
   assert finished.returncode == 0, finished.stderr[-2000:]
   a, b = rows(reference), rows(root)
   assert [r["step"] for r in b] == ["200", "400", "600"]
+  assert b[:len(kept)] == kept
   for ra, rb in zip(a, b):
     for key in ra:
       if key not in ("wall_time", "steps_per_second"):
