@@ -4,8 +4,9 @@ r"""Train a C51 agent with spectral normalisation; resumable.
       --root_dir=runs/breakout_sn2 --num_steps=250000 --seed=0
 
 Rerunning the same command resumes from the newest checkpoint in --root_dir.
-Flags left unset take the --preset's value (SPEC section 4). Every flag is
-validated before any work starts.
+Flags left unset take the --preset's value (docs/protocol.md#presets, which
+gives the source of each value). Every flag is validated before any work
+starts.
 """
 
 import os

@@ -1,6 +1,7 @@
 """The one typed configuration object of a training run, and its presets.
 
-Presets hold the hyperparameters of SPEC section 4; every field can be
+Presets hold the hyperparameters of docs/protocol.md#presets, each with its
+source there; every field can be
 overridden. ``make_config`` validates everything before any work starts, and
 its errors name the field (which the launcher exposes as a flag of the same
 name), the value and what is allowed.
@@ -83,7 +84,7 @@ class TrainConfig:
   power_iterations: int = 1
   minatar_conv_filters: Tuple[int, ...] = (16,)
   minatar_fc_units: Tuple[int, ...] = (128,)
-  # Optimiser and spectral schedulers (SPEC section 3).
+  # Optimiser and spectral schedulers (docs/schedulers.md).
   optimizer: str = "adam"
   adam_epsilon_placement: str = "reference"
   scheduler: str = "none"
@@ -92,7 +93,7 @@ class TrainConfig:
   # Environment.
   atari_protocol: str = "paper"
   sticky_action_prob: Optional[float] = None  # None = the env's default
-  # Analysis measures (SPEC section 5), at every evaluation on a fixed batch
+  # Analysis measures (docs/measures.md), at every evaluation on a fixed batch
   # of measure_states replay states (0: off); jacobian_method "auto" is exact
   # for MinAtar and power iteration for Atari.
   measure_states: int = 256

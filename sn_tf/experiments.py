@@ -1,8 +1,9 @@
 """The paper's MinAtar study as a list of runs, and a resumable runner for it.
 
 ``study_plan`` expands a budget into runs: the layer sweep (SN on different
-layers, SPEC §2) and the scheduler comparison (DivOut, DivGrad, MulEps on
-layers ``-2``, SPEC §3), over the budget's games and seeds. ``run_study`` runs
+layers, docs/layers.md#selection-grammar) and the scheduler comparison
+(DivOut, DivGrad, MulEps on layers ``-2``, docs/schedulers.md), over the
+budget's games and seeds. ``run_study`` runs
 them as Ray tasks through ``sn_tf.sweeps`` (skips finished runs, resumes
 unfinished ones, keeps going when one fails) and writes the report of
 ``sn_tf.analysis.aggregate`` when all are complete.
@@ -22,7 +23,8 @@ from sn_tf.config import make_config
 from sn_tf.sweeps import PlannedRun
 
 MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
-# The reference code's MinAtar layer sweep (SPEC §2), "none" = the baseline.
+# The reference code's MinAtar layer sweep (docs/layers.md#selection-grammar),
+# "none" = the baseline.
 PAPER_LAYER_SWEEP = ("none", "-1", "-2", "-3", "-1,-2", "-2,-3", "-1,-2,-3")
 SCHEDULERS = ("divout", "divgrad", "muleps")
 
@@ -39,14 +41,16 @@ class Budget:
 
 
 BUDGETS = {
-    # SPEC §4: 5M steps, 10 seeds, all five games, the full sweep.
+    # The paper's scale (docs/protocol.md#reproduction-budgets): 5M steps,
+    # 10 seeds, all five games, the full sweep.
     "paper": Budget(
         games=MINATAR_GAMES, seeds=tuple(range(10)), num_steps=5_000_000,
         layer_sweep=PAPER_LAYER_SWEEP, overrides={},
         description="5 games x 10 configurations x 10 seeds x 5M steps "
-                    "(the paper's protocol)"),
-    # About 1.5 h on 2 cores here: 2 games x 8 configurations x 2 seeds x 60k
-    # steps. Exploration decays over 20k steps instead of 250k so the agent
+                    "(the paper's scale, with C51: "
+                    "docs/protocol.md#reproduction-budgets)"),
+    # Measured 143 min on 2 cores shared with test suites: 2 games x 8
+    # configurations x 2 seeds x 60k steps. Exploration decays over 20k steps instead of 250k so the agent
     # acts greedily for most of the budget.
     "small": Budget(
         games=("breakout", "space_invaders"), seeds=(0, 1), num_steps=60_000,
@@ -131,9 +135,14 @@ def run_study(plan: Sequence[PlannedRun], out_dir: str, workers: int = 2,
     raise ValueError(f"workers={workers!r} is not allowed; an integer >= 1.")
   out_dir = os.path.abspath(out_dir)
   os.makedirs(out_dir, exist_ok=True)
+  entries = []
+  for run in plan:
+    config = json.loads(run.config.to_json())
+    # Relative to out_dir, so a copied plan names no machine path.
+    config["root_dir"] = os.path.relpath(run.config.root_dir, out_dir)
+    entries.append({"name": run.name, "config": config})
   with open(os.path.join(out_dir, "plan.json"), "w") as f:
-    json.dump([{"name": r.name, "config": json.loads(r.config.to_json())}
-               for r in plan], f, indent=1)
+    json.dump(entries, f, indent=1)
   result = sweeps.run_plan(plan, out_dir, ray_address=ray_address,
                            num_cpus=workers, report=False, echo=echo)
   result["report"] = None

@@ -1,6 +1,6 @@
 """Where a run's numbers go: TensorBoard scalars, ``metrics.csv``, progress.
 
-Metric names (fixed; README's metrics table lists them):
+Metric names (fixed; docs/measures.md#metric-names lists them all):
 ``train/return``, ``train/episodes``, ``eval/return``, ``eval/return_std``,
 ``eval/episodes``, ``loss``, ``epsilon``, ``steps_per_second``,
 ``sigma/<layer>``.

@@ -1,4 +1,5 @@
-"""Why does SN help? Smoothness and rank measures of a C51 Q-network (SPEC §5).
+"""Why does SN help? Smoothness and rank measures of a C51 Q-network
+(docs/measures.md).
 
 All measures take observations in the env's raw units (MinAtar's 0/1 planes,
 Atari's 0-255 pixels): the network's own input scaling is part of the function

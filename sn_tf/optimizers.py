@@ -1,4 +1,4 @@
-"""Optimisers of the spectral schedulers (SPEC section 3), on the Keras 2.15 API.
+"""Optimisers of the spectral schedulers (docs/schedulers.md), on the Keras 2.15 API.
 
 With rho = prod_{i in S} sigma_i / K tracked on an unnormalised network:
 
@@ -13,7 +13,8 @@ With rho = prod_{i in S} sigma_i / K tracked on an unnormalised network:
 zero-argument callable returning a scalar tensor (e.g.
 ``sn_tf.schedulers.SpectralRho``); it never receives a gradient.
 
-Adam's epsilon placement (SPEC section 7) is an option of the Adam classes:
+Adam's epsilon placement (docs/schedulers.md#adam-epsilon-placement) is an
+option of the Adam classes:
 ``"keras"`` (TF/Keras: ``lr_t * m / (sqrt(v) + eps)`` with the bias corrections
 folded into ``lr_t``) or ``"reference"`` (PyTorch, the reference code:
 ``lr * m_hat / (sqrt(v_hat) + eps)``).

@@ -1,4 +1,4 @@
-"""rho of the spectral schedulers (SPEC section 3), computed in one place.
+"""rho of the spectral schedulers (docs/schedulers.md), computed in one place.
 
 ``rho = prod_{i in S} rho_i`` with ``rho_i = sigma_i / K`` (or
 ``max(sigma_i / K, 1)`` with ``leave_smaller``), where ``sigma_i`` is the

@@ -152,7 +152,7 @@ class _Evaluator:
 
 
 class _Measures:
-  """SPEC §5 measures on one fixed batch of replay states per run.
+  """The measures of docs/measures.md on one fixed batch of replay states per run.
 
   The states are drawn once, at the first evaluation, with their own
   generator (the replay's sampling, hence training, is unchanged) and kept in

@@ -74,3 +74,6 @@ def test_study_runs_resumes_reports_and_survives_a_failed_run(tmp_path):
   assert os.path.isfile(os.path.join(out, "report", "smoothness_vs_score.png"))
   saved = json.load(open(os.path.join(out, "plan.json")))
   assert [p["name"] for p in saved] == [r.name for r in plan]
+  assert [p["config"]["root_dir"] for p in saved] == [
+      os.path.join("runs", r.name) for r in plan]
+  assert "under `../runs` (relative to this report)" in index

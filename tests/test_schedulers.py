@@ -90,7 +90,7 @@ def test_short_run_with_each_scheduler_logs_rho(tmp_path, scheduler, extra):
 @pytest.mark.parametrize("conv,fc", [((), (32, 16)), ((8, 8), (16,))])
 @pytest.mark.parametrize("leave_smaller", [False, True])
 def test_sn_bias_scaling_equals_unnormalised_over_rho_equals_divout(conv, fc, leave_smaller):
-  """SPEC §3 for a ReLU MLP and a conv net with fixed weights."""
+  """docs/schedulers.md#sn-with-bias-scaling for a ReLU MLP and a conv net with fixed weights."""
   from sn_tf.networks import SNCategoricalQNetwork
   kw = dict(conv_layers=[(f, 3, 1) for f in conv], fc_units=fc,
             leave_smaller=leave_smaller, lipschitz_k=0.5)

@@ -30,7 +30,7 @@ from sn_tf.networks import (SNCategoricalQNetwork, atari_network, minatar_networ
 
 def build_network(config: TrainConfig, observation_spec,
                   action_spec) -> SNCategoricalQNetwork:
-  """The MinAtar or Atari C51 net of SPEC §4 for ``config.env``."""
+  """The MinAtar or Atari C51 net (docs/protocol.md#c51-agent) for ``config.env``."""
   kwargs = dict(num_atoms=config.num_atoms, spectral=config.spectral,
                 conv_norm=config.conv_norm, lipschitz_k=config.lipschitz_k,
                 leave_smaller=config.leave_smaller,
@@ -89,7 +89,8 @@ def build_optimizer(config: TrainConfig, network: SNCategoricalQNetwork):
 def build_agent(config: TrainConfig, time_step_spec, action_spec
                 ) -> Tuple[categorical_dqn_agent.CategoricalDqnAgent,
                            SNCategoricalQNetwork]:
-  """A ``CategoricalDqnAgent`` with the SPEC §4 hyperparameters.
+  """A ``CategoricalDqnAgent`` with the preset's hyperparameters
+  (docs/protocol.md#presets).
 
   The optimiser is ``build_optimizer(config, network)`` (Adam by default);
   DivOut is part of the network (``divout_layers``).

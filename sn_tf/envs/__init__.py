@@ -1,4 +1,5 @@
-"""Environments as TF-Agents ``PyEnvironment``s: MinAtar and Atari (SPEC 4)."""
+"""Environments as TF-Agents ``PyEnvironment``s: MinAtar and Atari
+(docs/protocol.md#minatar-games, docs/protocol.md#atari-protocols)."""
 
 from sn_tf.envs.atari import AtariEnv
 from sn_tf.envs.atari import AtariProtocol

@@ -1,4 +1,5 @@
-"""Atari 2600 games (ALE via gymnasium) as TF-Agents envs (SPEC section 4).
+"""Atari 2600 games (ALE via gymnasium) as TF-Agents envs
+(docs/protocol.md#atari-protocols).
 
 Pipeline, innermost first::
 

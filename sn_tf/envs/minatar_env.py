@@ -1,4 +1,5 @@
-"""``MinAtarEnv``: MinAtar games as TF-Agents ``PyEnvironment``s (SPEC 4).
+"""``MinAtarEnv``: MinAtar games as TF-Agents ``PyEnvironment``s
+(docs/protocol.md#minatar-games).
 
 MinAtar (Young & Tian, 2019) renders each game as a ``10 x 10 x C`` boolean
 grid, one channel per object type. The paper's C51 setup uses the full

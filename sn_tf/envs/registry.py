@@ -22,7 +22,8 @@ from sn_tf.envs.minatar_env import MinAtarEnv
 
 __all__ = ["make_env", "parse_env_id", "MINATAR_GAMES", "ATARI_PROTOCOLS"]
 
-# MinAtar's own default, kept in training and evaluation (SPEC section 7).
+# MinAtar's own default, kept in training and evaluation
+# (docs/protocol.md#minatar-games).
 MINATAR_STICKY_ACTION_PROB = 0.1
 
 _ENV_ID_FORM = "env_id must look like 'minatar:<game>' or 'atari:<Game>'"

@@ -1,4 +1,4 @@
-"""Spectrally normalised Keras layers (SPEC section 1)."""
+"""Spectrally normalised Keras layers (docs/layers.md)."""
 
 from sn_tf.layers.sn_conv import SNConv2D
 from sn_tf.layers.sn_dense import SNDense

@@ -11,7 +11,7 @@ NORMS = ("operator", "reshape")
 
 @tf.keras.utils.register_keras_serializable(package="sn_tf")
 class SNConv2D(SpectralMixin, tf.keras.layers.Conv2D):
-  """Conv2D layer whose kernel is divided by a spectral norm (SPEC section 1).
+  """Conv2D layer whose kernel is divided by a spectral norm (docs/layers.md).
 
   Two norms of the kernel ``W: [kh, kw, cin, cout]``:
 

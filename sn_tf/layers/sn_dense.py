@@ -9,7 +9,7 @@ from sn_tf.layers.spectral_base import SpectralMixin
 
 @tf.keras.utils.register_keras_serializable(package="sn_tf")
 class SNDense(SpectralMixin, tf.keras.layers.Dense):
-  """Dense layer whose kernel is divided by its spectral norm (SPEC section 1).
+  """Dense layer whose kernel is divided by its spectral norm (docs/layers.md).
 
   ``y = x @ (W / d) + b`` with ``d = sigma / K`` or, with ``leave_smaller``,
   ``d = max(sigma / K, 1)``; ``sigma ~ ||W||_2`` by power iteration.

@@ -1,4 +1,4 @@
-"""Shared machinery of the spectrally normalised layers (SPEC section 1).
+"""Shared machinery of the spectrally normalised layers (docs/layers.md#definition).
 
 A linear map ``A`` (a dense kernel, or a convolution seen as a matrix acting on
 flattened inputs) is normalised as
@@ -35,8 +35,8 @@ WARMUP_ITERATIONS = 30
 class UnitNormal(tf.keras.initializers.Initializer):
   """Random normal tensor scaled to unit Euclidean norm (over all entries).
 
-  The initial power-iteration vectors of SPEC section 1. Honours the global
-  TF seed (``tf.keras.utils.set_random_seed``) when ``seed`` is None.
+  The initial power-iteration vectors (docs/layers.md#definition). Honours the
+  global TF seed (``tf.keras.utils.set_random_seed``) when ``seed`` is None.
   """
 
   def __init__(self, seed: Optional[int] = None):
@@ -166,7 +166,7 @@ class SpectralMixin:
                                         tf.convert_to_tensor(self.v)))
 
   def _divisor(self, training) -> Optional[tf.Tensor]:
-    """The normaliser ``d`` of SPEC section 1, or None in track-only mode.
+    """The normaliser ``d`` (docs/layers.md#definition), or None in track-only mode.
 
     ``d = sigma / K`` (or ``max(sigma / K, 1)`` with ``leave_smaller``), with
     ``sigma = u^T A v``. With ``training`` True the stored vectors first advance

@@ -1,4 +1,5 @@
-"""C51 Q-networks with spectrally normalised layers (SPEC sections 2 and 4).
+"""C51 Q-networks with spectrally normalised layers (docs/protocol.md#c51-agent;
+layer indices: docs/layers.md#selection-grammar).
 
 Every conv and dense layer is an SN layer: the ones the selection grammar
 names are normalised, all others run track-only, so the sigma of every layer
@@ -37,7 +38,8 @@ class SNCategoricalQNetwork(network.Network):
     conv_layers: ``(filters, kernel, stride)`` per conv layer.
     fc_units: units per hidden dense layer.
     num_atoms: atoms of the categorical distribution.
-    spectral: layer-selection spec of the layers to normalise (SPEC §2).
+    spectral: layer-selection spec of the layers to normalise
+      (docs/layers.md#selection-grammar).
     obs_scale: multiplier applied after the cast (1/255 for Atari).
     conv_norm: ``"operator"`` or ``"reshape"`` (see ``SNConv2D``).
     lipschitz_k, leave_smaller, power_iterations: passed to every SN layer.
@@ -127,7 +129,7 @@ class SNCategoricalQNetwork(network.Network):
     return logits, network_state
 
   def penultimate_features(self, observation, training=False):
-    """Post-ReLU input of the output layer, ``[B, F]`` (SPEC §5's srank)."""
+    """Post-ReLU input of the output layer, ``[B, F]`` (the srank of docs/measures.md)."""
     features, _ = self._forward(observation, training)
     return features
 
@@ -159,7 +161,7 @@ class SNCategoricalQNetwork(network.Network):
 def minatar_network(input_tensor_spec, action_spec, *,
                     conv_filters: Sequence[int] = (16,),
                     fc_units: Sequence[int] = (128,), **kwargs):
-  """The MinAtar C51 net of SPEC §4: Conv(16, 3x3, s1) -> Dense(128) -> A*51.
+  """The MinAtar C51 net (docs/protocol.md#c51-agent): Conv(16, 3x3, s1) -> Dense(128) -> A*51.
 
   Depth and width vary through ``conv_filters`` (one 3x3 stride-1 conv per
   entry) and ``fc_units`` (one hidden dense layer per entry), as the paper does.
@@ -174,7 +176,7 @@ NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
 
 
 def atari_network(input_tensor_spec, action_spec, **kwargs):
-  """The Nature DQN net of SPEC §4 with C51 head; input divided by 255.
+  """The Nature DQN net (docs/protocol.md#c51-agent) with C51 head; input divided by 255.
 
   Conv(32,8,s4) -> Conv(64,4,s2) -> Conv(64,3,s1) -> Dense(512) -> A*51; the
   headline ``-2`` is the 3136 -> 512 dense layer on 84x84 inputs.

@@ -1,4 +1,4 @@
-"""The layer-selection grammar of SPEC section 2, parsed in one place.
+"""The layer-selection grammar, parsed in one place (docs/layers.md#selection-grammar).
 
 A network's conv and dense layers are indexed in order, like a Python list.
 A spec is ``"none"`` (or ``""``), ``"full"``, or a comma-separated list of

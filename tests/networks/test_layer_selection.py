@@ -1,4 +1,4 @@
-"""The layer-selection grammar of SPEC section 2."""
+"""The layer-selection grammar (docs/layers.md#selection-grammar)."""
 
 import pytest
 
