@@ -371,7 +371,7 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   lines = [f"# {title or 'Report'}", "",
            # Relative to the report, so a copied report names no machine path.
            f"Runs: {len(runset.runs)} under "
-           f"`{os.path.relpath(os.path.abspath(runs_root), os.path.abspath(out_dir))}` "
+           f"`{os.path.relpath(runs_root, out_dir)}` "
            "(relative to this report); "
            f"games: {', '.join(runset.games)}; configurations: "
            f"{', '.join(runset.labels)}. Normalised score: {norm_name}.",
