@@ -21,6 +21,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+import sn_tf  # noqa: E402,F401  (Keras 2 as tf.keras, before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
 

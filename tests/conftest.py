@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
+import sn_tf  # noqa: E402,F401  (Keras 2 as tf.keras, before TensorFlow loads)
 import tensorflow as tf  # noqa: E402
 
 

@@ -120,6 +120,27 @@ class SNCategoricalQNetwork(network.Network):
     """The conv/dense layers in grammar order (index i is layer i)."""
     return list(self._sn_layers)
 
+  def create_variables(self, input_tensor_spec=None, **kwargs):
+    """Builds the variables with one call on an all-zeros observation.
+
+    ``Network.create_variables`` calls the network on a random sample of the
+    observation spec, and TF-Agents 0.19's sampler adds 1 to the spec's
+    maximum in the spec's own dtype: under NumPy 2 (NEP 50 promotion) a uint8
+    maximum of 255 wraps to 0 and sampling fails ("Need minval < maxval"),
+    so Atari networks (0-255 pixels) could not be built. A zero observation
+    creates the same variables and needs no sampling.
+
+    Returns:
+      The output spec, ``[num_actions, num_atoms]`` logits (unbatched).
+    """
+    if self._network_output_spec is None:
+      spec = (self.input_tensor_spec if self.input_tensor_spec is not None
+              else input_tensor_spec)
+      zeros = tf.zeros([1] + list(spec.shape), spec.dtype)
+      logits, _ = self(zeros, step_type=tf.zeros([1], tf.int32), **kwargs)
+      self._network_output_spec = tf.TensorSpec(logits.shape[1:], logits.dtype)
+    return self._network_output_spec
+
   def call(self, observation, step_type=None, network_state=(), training=False):
     del step_type  # unused: the network is feed-forward
     _, x = self._forward(observation, training)

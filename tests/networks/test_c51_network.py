@@ -37,6 +37,21 @@ def test_atari_shapes_and_headline_layer():
   assert [l.active for l in net.sn_layers] == [False, False, False, True, False]
 
 
+@pytest.mark.parametrize("maximum", [1, 255])
+def test_create_variables_on_a_full_range_uint8_spec(maximum):
+  """TF-Agents samples the spec to build a network; a uint8 maximum of 255
+  overflowed that sampler under NumPy 2. The network builds without it, and
+  its copy (the target network) too."""
+  obs_spec, act_spec = specs((84, 84, 4), 6, maximum)
+  net = atari_network(obs_spec, act_spec, spectral="-2")
+  out = net.create_variables()
+  assert out == tf.TensorSpec((6, 51), tf.float32)
+  assert net.create_variables() is out  # built once
+  target = net.copy(name="target")
+  assert target.create_variables(obs_spec) == out
+  assert len(target.variables) == len(net.variables)
+
+
 def test_atari_input_scaling():
   obs_spec, act_spec = specs((84, 84, 4), 4, 255)
   net = atari_network(obs_spec, act_spec)
