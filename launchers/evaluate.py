@@ -1,6 +1,8 @@
-r"""Evaluate an exported policy (a SavedModel written by sn_tf's training).
+r"""Evaluate an exported policy (written by sn_tf's training).
 
   python launchers/evaluate.py --policy_dir=runs/x/policies/final --episodes=10
+  python launchers/evaluate.py --policy_dir=runs/x/policies/final \
+      --export_format=tflite
 
 Plays --episodes episodes at --epsilon on --env (default: the policy's own env)
 and prints the mean and std of the return. Deterministic for a fixed --seed.
@@ -23,6 +25,11 @@ _MAX_STEPS = flags.DEFINE_integer("max_episode_steps", 27_000,
                                   "Cap on episode length (steps).")
 _PROTOCOL = flags.DEFINE_string("atari_protocol", None,
                                 "Atari protocol; default: the policy's.")
+_FORMAT = flags.DEFINE_enum(
+    "export_format", "tf_agents", ["tf_agents", "saved_model", "tflite"],
+    "Which form of the export plays: tf_agents (PolicySaver, the directory "
+    "itself), saved_model (the plain SavedModel in serving/), tflite "
+    "(policy.tflite).")
 _JSON = flags.DEFINE_boolean("json", False, "Print the result as JSON.")
 flags.mark_flag_as_required("policy_dir")
 
@@ -35,7 +42,7 @@ def main(argv):
     result = evaluate_policy(
         _POLICY.value, _ENV.value, episodes=_EPISODES.value, seed=_SEED.value,
         epsilon=_EPSILON.value, max_episode_steps=_MAX_STEPS.value,
-        atari_protocol=_PROTOCOL.value)
+        atari_protocol=_PROTOCOL.value, export_format=_FORMAT.value)
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None
   if _JSON.value:
@@ -43,7 +50,8 @@ def main(argv):
   else:
     print(f"{result['env']}: mean return {result['mean_return']:.3f} "
           f"+- {result['std_return']:.3f} over {result['episodes']} episodes "
-          f"(policy at train step {result['train_step']})")
+          f"(policy at train step {result['train_step']}, "
+          f"{result['export_format']} export)")
     if "human_normalized_score" in result:
       print(f"human-normalised score: {100 * result['human_normalized_score']:.1f} %")
 

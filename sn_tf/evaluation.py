@@ -1,30 +1,81 @@
-"""Evaluation of an exported SavedModel policy on an environment.
+"""Evaluation of an exported policy on an environment.
 
-Needs only TensorFlow, TF-Agents' ``TimeStep`` structure and the env: the
-policy is loaded with ``tf.saved_model.load`` and no sn_tf model code runs.
-The loaded network runs in inference mode, so it never runs power iteration.
+Plays any of an export's three forms (``sn_tf.export``): the TF-Agents
+SavedModel, the plain SavedModel or the TFLite model. None runs sn_tf model
+code, and all run the network in inference mode (no power iteration).
 """
 
+import os
+import warnings
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-from tf_agents.trajectories import time_step as ts
 
 from sn_tf.analysis.atari_scores import has_human_score, human_normalized_score
 from sn_tf.envs import make_env, parse_env_id
-from sn_tf.export import read_metadata
+from sn_tf.export import FORMATS, SERVING_DIR, TFLITE_FILE, read_metadata
 
 
-def load_policy(policy_dir: str):
-  """Loads an exported policy; ValueError naming the directory if it cannot."""
+def load_policy(policy_dir: str, export_format: str = "tf_agents"
+                ) -> Tuple[Callable[[Any], int], Dict[str, Any]]:
+  """Loads one form of an exported policy.
+
+  Args:
+    policy_dir: an export directory (``<root_dir>/policies/final``).
+    export_format: ``tf_agents`` (the PolicySaver SavedModel),
+      ``saved_model`` (the plain one in ``serving/``) or ``tflite``.
+
+  Returns:
+    ``(act, metadata)``: ``act(time_step) -> int`` the greedy action for one
+    unbatched TF-Agents ``TimeStep``; the export's ``sn_tf_policy.json``.
+
+  Raises:
+    ValueError: naming the directory or format, if it cannot be loaded.
+  """
+  if export_format not in FORMATS:
+    raise ValueError(f"export_format={export_format!r} is not allowed; "
+                     f"allowed: {', '.join(FORMATS)}.")
   metadata = read_metadata(policy_dir)
+  if export_format == "tf_agents":
+    path = policy_dir
+  else:
+    path = os.path.join(policy_dir, metadata.get(
+        "saved_model" if export_format == "saved_model" else "tflite",
+        SERVING_DIR if export_format == "saved_model" else TFLITE_FILE))
+    if not os.path.exists(path):
+      raise ValueError(f"policy_dir={policy_dir!r} has no {export_format} "
+                       f"export ({path} is missing; exported by an older sn_tf?).")
   try:
-    policy = tf.saved_model.load(policy_dir)
+    if export_format == "tf_agents":
+      from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
+      policy = tf.saved_model.load(path)
+
+      def act(time_step) -> int:
+        batched = ts.TimeStep(
+            step_type=tf.constant([time_step.step_type], tf.int32),
+            reward=tf.constant([time_step.reward], tf.float32),
+            discount=tf.constant([time_step.discount], tf.float32),
+            observation=tf.constant(time_step.observation[None]))
+        return int(policy.action(batched, ()).action.numpy()[0])
+    elif export_format == "saved_model":
+      greedy = tf.saved_model.load(path).signatures["serving_default"]
+
+      def act(time_step) -> int:
+        observation = tf.constant(time_step.observation[None])
+        return int(greedy(observation=observation)["action"].numpy()[0])
+    else:
+      with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated"
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_path=path)
+      greedy = interpreter.get_signature_runner("serving_default")
+
+      def act(time_step) -> int:
+        return int(greedy(observation=time_step.observation[None])["action"][0])
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f"policy_dir={policy_dir!r} could not be loaded as a "
-                     f"SavedModel: {e}") from e
-  return policy, metadata
+    raise ValueError(f"policy_dir={policy_dir!r}: the {export_format} export "
+                     f"{path} could not be loaded: {e}") from e
+  return act, metadata
 
 
 def _check_env_matches(env, metadata: Dict[str, Any], policy_dir: str, env_id: str):
@@ -78,7 +129,8 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
                     episodes: int = 10, seed: int = 0, epsilon: float = 0.001,
                     max_episode_steps: int = 27_000,
                     atari_protocol: Optional[str] = None,
-                    sticky_action_prob: Optional[float] = None) -> Dict[str, Any]:
+                    sticky_action_prob: Optional[float] = None,
+                    export_format: str = "tf_agents") -> Dict[str, Any]:
   """Plays ``episodes`` episodes at ``epsilon``; returns mean/std return.
 
   Deterministic for a fixed ``seed`` (env seed and the epsilon RNG).
@@ -92,6 +144,7 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
     max_episode_steps: episodes are cut (truncated) after this many steps.
     atari_protocol, sticky_action_prob: env options (default: those the
       policy was trained with).
+    export_format: which form of the export plays (see ``load_policy``).
   """
   if env_id is not None:
     try:
@@ -105,7 +158,7 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
   if not isinstance(max_episode_steps, int) or max_episode_steps < 1:
     raise ValueError(f"max_episode_steps={max_episode_steps!r} is not allowed; "
                      "an integer >= 1.")
-  policy, metadata = load_policy(policy_dir)
+  act, metadata = load_policy(policy_dir, export_format)
   env_id = env_id or metadata["env"]
   env = make_env(env_id, seed=seed, training=False,
                  atari_protocol=atari_protocol or metadata.get("atari_protocol", "paper"),
@@ -114,15 +167,6 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
   _check_env_matches(env, metadata, policy_dir, env_id)
   num_actions = metadata["num_actions"]
   rng = np.random.default_rng([seed, 3])
-
-  def act(time_step) -> int:
-    batched = ts.TimeStep(
-        step_type=tf.constant([time_step.step_type], tf.int32),
-        reward=tf.constant([time_step.reward], tf.float32),
-        discount=tf.constant([time_step.discount], tf.float32),
-        observation=tf.constant(time_step.observation[None]))
-    return int(policy.action(batched, ()).action.numpy()[0])
-
   returns, lengths = play_episodes(
       env, act, episodes=episodes, epsilon=epsilon, num_actions=num_actions,
       rng=rng, max_episode_steps=max_episode_steps)
@@ -131,7 +175,7 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
             "mean_return": float(np.mean(returns)),
             "std_return": float(np.std(returns)), "returns": returns,
             "mean_length": float(np.mean(lengths)),
-            "train_step": metadata["train_step"]}
+            "train_step": metadata["train_step"], "export_format": export_format}
   family, game = parse_env_id(env_id)
   if family == "atari" and has_human_score(game):
     result["human_normalized_score"] = human_normalized_score(

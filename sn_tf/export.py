@@ -1,9 +1,24 @@
-"""Export of greedy policies as SavedModels (TF-Agents ``PolicySaver``).
+"""Export of greedy policies: a TF-Agents SavedModel, a plain one, a TFLite file.
 
-An exported directory holds the SavedModel and ``sn_tf_policy.json`` (the env
-id, observation shape/dtype, number of actions and train step) so that
-evaluation can check an env against the policy before playing. Exports are
-atomic: written to a temporary sibling directory, then renamed into place.
+An exported directory ``<policies_dir>/<name>/`` holds three forms of the same
+greedy policy, and ``sn_tf_policy.json`` (the env id, observation shape/dtype,
+number of actions, train step, the forms' paths) so that evaluation can check
+an env against the policy before playing:
+
+- the directory itself: TF-Agents' ``PolicySaver`` SavedModel (``action`` on a
+  ``TimeStep``), for TF-Agents users; loading it needs TF-Agents and TFP
+  imported (its signatures carry TFP distribution types);
+- ``serving/``: a plain SavedModel whose ``serving_default`` signature maps
+  ``observation [B, *obs]`` to ``action [B]`` (int32, greedy) and
+  ``q_values [B, A]``: core TensorFlow ops only, so it loads with
+  ``tf.saved_model.load`` in a process that imported nothing but TensorFlow
+  (Keras 3 active or not);
+- ``policy.tflite``: that signature converted by ``tf.lite.TFLiteConverter``.
+
+All three run the network in inference mode: the spectral norms come from the
+stored power-iteration vectors u, v, which nothing in an export updates.
+Exports are atomic: written to a temporary sibling directory, then renamed
+into place.
 """
 
 import contextlib
@@ -12,7 +27,7 @@ import logging as std_logging
 import os
 import shutil
 import warnings
-from typing import Any, Dict, Iterator
+from typing import Any, Callable, Dict, Iterator, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -21,20 +36,65 @@ from tf_agents.policies import policy_saver
 from sn_tf import faults
 
 METADATA_FILE = "sn_tf_policy.json"
+SERVING_DIR = "serving"
+TFLITE_FILE = "policy.tflite"
+FORMATS = ("tf_agents", "saved_model", "tflite")
+
+
+class ServingPolicy(tf.Module):
+  """A greedy policy as plain TensorFlow: ``observation -> action, q_values``.
+
+  Args:
+    q_values: ``observations [B, *obs] -> [B, A]`` Q-values, core TF ops only
+      (e.g. ``sn_tf.agents.c51.q_values_fn``).
+    variables: every variable ``q_values`` reads (e.g. ``network.variables``),
+      tracked here so that a SavedModel of this module holds them.
+    observation_spec: the spec of one observation (shape and dtype).
+  """
+
+  def __init__(self, q_values: Callable[[tf.Tensor], tf.Tensor],
+               variables: Sequence[tf.Variable], observation_spec):
+    super().__init__(name="sn_tf_serving_policy")
+    self._variables = list(variables)
+    spec = tf.TensorSpec([None] + list(observation_spec.shape),
+                         tf.as_dtype(observation_spec.dtype), name="observation")
+
+    @tf.function(input_signature=[spec], autograph=False)
+    def greedy(observation):
+      """``{"action": [B] int32, "q_values": [B, A] float32}``."""
+      q = q_values(observation)
+      return {"action": tf.argmax(q, axis=-1, output_type=tf.int32),
+              "q_values": q}
+
+    self.greedy = greedy
+
+  def save(self, directory: str) -> None:
+    """Writes the plain SavedModel (``serving_default`` = ``greedy``)."""
+    tf.saved_model.save(self, directory,
+                        signatures={"serving_default": self.greedy})
+
+
+def to_tflite(saved_model_dir: str, path: str) -> None:
+  """Converts the ``serving_default`` signature of a plain SavedModel."""
+  converter = tf.lite.TFLiteConverter.from_saved_model(
+      saved_model_dir, signature_keys=["serving_default"])
+  with open(path, "wb") as f:
+    f.write(converter.convert())
 
 
 class PolicyExporter:
-  """Saves ``policy`` (e.g. ``agent.policy``) under ``<policies_dir>/<name>``.
+  """Saves ``policy`` (e.g. ``agent.policy``) and ``serving`` under
+  ``<policies_dir>/<name>`` (the three forms above).
 
-  The ``PolicySaver`` is built once (tracing the policy's functions); each
-  ``export`` then only writes files. The exported policy's network runs in
-  inference mode, so loading and acting never runs power iteration.
+  The ``PolicySaver`` and the serving module are built once (tracing their
+  functions); each ``export`` then writes files and converts to TFLite.
   """
 
-  def __init__(self, policy, train_step: tf.Variable, metadata: Dict[str, Any],
-               policies_dir: str = ""):
+  def __init__(self, policy, serving: ServingPolicy, train_step: tf.Variable,
+               metadata: Dict[str, Any], policies_dir: str = ""):
     self._saver = policy_saver.PolicySaver(policy, batch_size=None,
                                            train_step=train_step)
+    self._serving = serving
     self._train_step = train_step
     self._metadata = dict(metadata)
     if policies_dir and os.path.isdir(policies_dir):
@@ -51,7 +111,10 @@ class PolicyExporter:
     shutil.rmtree(tmp, ignore_errors=True)
     with _quiet_saving():
       self._saver.save(tmp)
-    metadata = dict(self._metadata, train_step=int(self._train_step.numpy()))
+      self._serving.save(os.path.join(tmp, SERVING_DIR))
+      to_tflite(os.path.join(tmp, SERVING_DIR), os.path.join(tmp, TFLITE_FILE))
+    metadata = dict(self._metadata, train_step=int(self._train_step.numpy()),
+                    saved_model=SERVING_DIR, tflite=TFLITE_FILE)
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
       json.dump(metadata, f, indent=2, sort_keys=True)
     faults.hit("export.mid")
@@ -71,7 +134,7 @@ def _quiet_saving() -> Iterator[None]:
 
   TF logs asset/fingerprint paths and renamed signature inputs at INFO on
   every save, and TFP's ``Deterministic`` type spec triggers a UserWarning
-  about StructuredValue encoding; loading works without importing TFP.
+  about StructuredValue encoding (loading that form needs TFP imported).
   """
   tf_logger = std_logging.getLogger("tensorflow")
   old_tf, old_absl = tf_logger.level, logging.get_verbosity()

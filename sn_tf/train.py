@@ -35,7 +35,7 @@ from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
 from sn_tf.envs import make_env, parse_env_id
 from sn_tf.evaluation import play_episodes
-from sn_tf.export import PolicyExporter
+from sn_tf.export import PolicyExporter, ServingPolicy
 from sn_tf.fast_call import FlatCall
 from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
 
@@ -255,7 +255,10 @@ def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
   checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
                                  {"agent": agent})
   metrics = logs.MetricsLog(root)
-  exporter = PolicyExporter(agent.policy, agent.train_step_counter, dict(
+  serving = ServingPolicy(
+      c51.q_values_fn(network, config.min_q_value, config.max_q_value),
+      network.variables, observation_spec)
+  exporter = PolicyExporter(agent.policy, serving, agent.train_step_counter, dict(
       env=config.env, observation_shape=list(observation_spec.shape),
       observation_dtype=np.dtype(observation_spec.dtype).name,
       num_actions=num_actions, spectral=config.spectral,

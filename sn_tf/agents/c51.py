@@ -122,16 +122,30 @@ def build_agent(config: TrainConfig, time_step_spec, action_spec
   return agent, network
 
 
-def _greedy_actions_fn(network: SNCategoricalQNetwork, min_q_value: float,
-                       max_q_value: float) -> Callable[[tf.Tensor], tf.Tensor]:
-  """Greedy actions of ``network`` in inference mode, ``[B, *obs] -> [B]``."""
+def q_values_fn(network: SNCategoricalQNetwork, min_q_value: float,
+                max_q_value: float) -> Callable[[tf.Tensor], tf.Tensor]:
+  """Expected Q-values of ``network`` in inference mode, ``[B, *obs] -> [B, A]``.
+
+  ``Q(s, a) = sum_z z softmax(logits(s, a))_z`` over the ``num_atoms`` atoms
+  ``z`` evenly spaced on ``[min_q_value, max_q_value]``. Core TF ops only.
+  """
   support = tf.linspace(float(min_q_value), float(max_q_value),
                         network.num_atoms)
 
-  def greedy_actions(observations):
+  def q_values(observations):
     logits, _ = network(observations, training=False)
-    q_values = tf.reduce_sum(tf.nn.softmax(logits) * support, axis=-1)
-    return tf.argmax(q_values, axis=-1, output_type=tf.int32)
+    return tf.reduce_sum(tf.nn.softmax(logits) * support, axis=-1)
+
+  return q_values
+
+
+def _greedy_actions_fn(network: SNCategoricalQNetwork, min_q_value: float,
+                       max_q_value: float) -> Callable[[tf.Tensor], tf.Tensor]:
+  """Greedy actions of ``network`` in inference mode, ``[B, *obs] -> [B]``."""
+  q_values = q_values_fn(network, min_q_value, max_q_value)
+
+  def greedy_actions(observations):
+    return tf.argmax(q_values(observations), axis=-1, output_type=tf.int32)
 
   return greedy_actions
 

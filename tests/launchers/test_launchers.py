@@ -92,6 +92,14 @@ def test_train_main_smoke_then_evaluate_exported_policy(tmp_path, capsys):
     outs.append(json.loads(result.stdout.strip().splitlines()[-1]))
   assert outs[0] == outs[1]  # deterministic for a fixed seed
   assert outs[0]["env"] == "minatar:breakout" and outs[0]["episodes"] == 3
+  # The plain SavedModel and the TFLite model play the same episodes.
+  for export_format in ("saved_model", "tflite"):
+    result = run("evaluate.py", f"--policy_dir={policy}", "--episodes=3",
+                 "--seed=7", "--json", f"--export_format={export_format}")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out.pop("export_format") == export_format
+    assert out == {k: v for k, v in outs[0].items() if k != "export_format"}
   # Another game with other observation channels is refused by name.
   bad = run("evaluate.py", f"--policy_dir={policy}", "--env=minatar:seaquest")
   assert bad.returncode != 0
