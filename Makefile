@@ -44,7 +44,7 @@ $(STAMP): setup.cfg setup.py $(LOCK)
 	  echo "creating $(VENV) with $$py"; rm -rf $(VENV); "$$py" -m venv $(VENV); \
 	fi
 	$(PY) -m pip install --upgrade pip "uv==$(UV_VERSION)"
-	$(PY) -m uv pip install --python $(PY) --no-deps -r $(LOCK) -e .
+	$(PY) -m uv pip install --python $(PY) --no-deps --compile-bytecode -r $(LOCK) -e .
 	$(PY) -c "import sn_tf.layers, tf_agents, gymnasium, ale_py, minatar"
 	touch $(STAMP)
 
