@@ -60,8 +60,9 @@ def _references():
   for path in SOURCES:
     text = _read(path)
     base = os.path.dirname(path)
-    if path.endswith(".md"):  # Markdown links, relative to the file
-      for target, anchor in re.findall(r"\]\(([^)\s#]*)(?:#([^)\s]+))?\)", text):
+    if path.endswith(".md"):  # Markdown links outside code blocks, relative to the file
+      prose = re.sub(r"^```.*?^```", "", text, flags=re.S | re.M)
+      for target, anchor in re.findall(r"\]\(([^)\s#]*)(?:#([^)\s]+))?\)", prose):
         if re.match(r"^[a-z]+:", target):
           continue  # http:, https:, mailto:
         file = os.path.normpath(os.path.join(base, target)) if target else path
