@@ -1,12 +1,14 @@
-r"""Train a C51 agent with spectral normalisation; resumable.
+r"""Train a DQN or C51 agent with spectral normalisation; resumable.
 
   python launchers/train.py --env=minatar:breakout --spectral=-2 \
       --root_dir=runs/breakout_sn2 --num_steps=250000 --seed=0
+  python launchers/train.py --env=minatar:breakout --agent=dqn \
+      --minatar_model=16-16/128 --spectral=-2 --root_dir=runs/dqn_sn2
 
 Rerunning the same command resumes from the newest checkpoint in --root_dir.
-Flags left unset take the --preset's value (docs/protocol.md#presets, which
-gives the source of each value). Every flag is validated before any work
-starts.
+Every field of the run's config is a flag of the same name; flags left unset
+take the --preset's value (docs/protocol.md#presets, which gives the source of
+each value). Every flag is validated before any work starts.
 """
 
 import os
@@ -16,92 +18,45 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-_ENV = flags.DEFINE_string("env", None, "minatar:<game> or atari:<Game>.")
-_ROOT = flags.DEFINE_string("root_dir", None, "Run directory (resumed if it exists).")
-_PRESET = flags.DEFINE_enum("preset", None, ["minatar", "atari", "atari_dopamine"],
-                            "Hyperparameter preset; default: minatar for MinAtar "
-                            "envs, atari for Atari envs.")
-_INTS = {
-    "seed": "Seed of everything (env, network init, exploration, replay).",
-    "num_steps": "Env (agent) steps to train for.",
-    "eval_every": "Evaluate, export and checkpoint every this many steps.",
-    "eval_episodes": "Episodes per evaluation (epsilon = --eval_epsilon).",
-    "eval_max_episode_steps": "Cap on the length of an evaluation episode.",
-    "checkpoint_every": "Extra checkpoints every this many steps (0: at evaluations only).",
-    "log_every": "TensorBoard logging period in steps.",
-    "learning_starts": "Replay warm-up: steps before the first update.",
-    "replay_capacity": "Replay buffer size (observation slots).",
-    "batch_size": "Replay batch size.",
-    "update_period": "Env steps per gradient update.",
-    "target_update_period": "Env steps between target-network copies.",
-    "epsilon_decay_steps": "Steps of linear epsilon decay after the warm-up.",
-    "power_iterations": "Power-iteration steps per training forward pass.",
-    "num_atoms": "Atoms of the C51 distribution.",
-    "tf_threads": "TF intra/inter-op threads (0: TF's default).",
-    "num_envs": "Environments stepped together, one replay stream each "
-                "(num_envs / update_period updates per iteration).",
-    "measure_states": "Replay states the smoothness/srank measures use at "
-                      "each evaluation (0: off).",
-}
-_FLOATS = {
-    "lr": "Adam learning rate.",
-    "adam_eps": "Adam epsilon.",
-    "gamma": "Discount factor.",
-    "lipschitz_k": "Target Lipschitz constant K of normalised layers.",
-    "epsilon_end": "Final exploration epsilon.",
-    "eval_epsilon": "Exploration epsilon during evaluation.",
-    "sticky_action_prob": "Sticky-action probability (default: the env's).",
-}
-for _name, _help in _INTS.items():
-  flags.DEFINE_integer(_name, None, _help)
-for _name, _help in _FLOATS.items():
-  flags.DEFINE_float(_name, None, _help)
-flags.DEFINE_string("spectral", None, "Layers to normalise: none, full, -2, -1,-2L, ...")
-flags.DEFINE_string("conv_norm", None, "SN of convs: operator or reshape.")
-flags.DEFINE_string("atari_protocol", None, "Atari protocol: paper or dopamine.")
-flags.DEFINE_string("optimizer", None, "adam, rmsprop or sgd.")
-flags.DEFINE_string("adam_epsilon_placement", None,
-                    "reference (PyTorch, the paper's code) or keras.")
-flags.DEFINE_string("scheduler", None, "Spectral scheduler: none, divout, divgrad, muleps.")
-flags.DEFINE_string("scheduler_layers", None, "Layers whose rho the scheduler uses (grammar).")
-flags.DEFINE_string("scheduler_scope", None, "DivGrad scope: global or per_layer.")
-flags.DEFINE_string("jacobian_method", None, "Jacobian spectral norm: auto "
-                    "(exact on MinAtar, power iteration on Atari), exact, power.")
-flags.DEFINE_boolean("leave_smaller", None, "Only shrink layers with sigma > K.")
-flags.DEFINE_boolean("clip_rewards", None, "Clip training rewards to [-1, 1].")
-flags.DEFINE_list("minatar_conv_filters", None, "MinAtar conv widths, e.g. 16 or 16,32.")
-flags.DEFINE_list("minatar_fc_units", None, "MinAtar hidden dense widths, e.g. 128.")
+import dataclasses  # noqa: E402
+import typing  # noqa: E402
+
+from sn_tf.config import AGENTS, PRESETS, TrainConfig  # noqa: E402
+
+# One flag per TrainConfig field, with the field's help; unset flags take the
+# preset's value. The preset's default depends on --env and --agent.
+_DEFINE = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+           bool: flags.DEFINE_boolean, str: flags.DEFINE_string}
+for _field in dataclasses.fields(TrainConfig):
+  _type = typing.get_type_hints(TrainConfig)[_field.name]
+  _type = next((t for t in typing.get_args(_type) if t is not type(None)), _type)
+  _help = _field.metadata["help"]
+  if _field.name == "preset":
+    flags.DEFINE_enum("preset", None, list(PRESETS), _help + " Default: "
+                      "minatar (minatar_dqn with --agent=dqn) for MinAtar envs, "
+                      "atari for Atari envs.")
+  elif _field.name == "agent":
+    flags.DEFINE_enum("agent", None, list(AGENTS), _help + " Default: the "
+                      "preset's (c51; dqn for minatar_dqn).")
+  else:
+    _DEFINE[_type](_field.name, None, _help)
 flags.mark_flags_as_required(["env", "root_dir"])
 
 FLAGS = flags.FLAGS
 
 
-def _int_list(name):
-  value = FLAGS[name].value
-  if value is None:
-    return None
-  try:
-    return tuple(int(v) for v in value)
-  except ValueError:
-    raise app.UsageError(f"--{name}={','.join(value)}: allowed: comma-separated "
-                         "integers >= 1.") from None
-
-
-def build_config():
+def build_config() -> TrainConfig:
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
-  overrides = {name: FLAGS[name].value for name in list(_INTS) + list(_FLOATS)}
-  for name in ("spectral", "conv_norm", "atari_protocol", "leave_smaller",
-               "clip_rewards", "optimizer", "adam_epsilon_placement",
-               "scheduler", "scheduler_layers", "scheduler_scope",
-               "jacobian_method"):
-    overrides[name] = FLAGS[name].value
-  for name in ("minatar_conv_filters", "minatar_fc_units"):
-    overrides[name] = _int_list(name)
-  preset = _PRESET.value
+  overrides = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)
+               if f.name not in ("env", "root_dir", "preset")}
+  preset = FLAGS.preset
   if preset is None:
-    preset = "atari" if _ENV.value.startswith("atari:") else "minatar"
+    if FLAGS.env.startswith("atari:"):
+      preset = "atari"
+    else:
+      preset = "minatar_dqn" if FLAGS.agent == "dqn" else "minatar"
   try:
-    return make_config(_ENV.value, _ROOT.value, preset, **overrides)
+    return make_config(FLAGS.env, FLAGS.root_dir, preset, **overrides)
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None
 

@@ -28,6 +28,17 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         epsilon_end=0.01, epsilon_decay_steps=1_000_000,
         num_steps=50_000_000, eval_every=250_000, eval_episodes=10,
         clip_rewards=True, atari_protocol="paper"),
+    # The paper's MinAtar DQN studies (docs/protocol.md#dqn-minatar-preset):
+    # one update per 4 env steps, target every 4k steps, epsilon 1.0 for 5k
+    # steps then linear to 0.01 at 250k, 50 epochs of 100k steps each
+    # evaluated on 125k steps at epsilon 0.001, MSE TD loss.
+    "minatar_dqn": dict(
+        agent="dqn", td_loss="mse",
+        replay_capacity=100_000, batch_size=32, learning_starts=5_000,
+        update_period=4, target_update_period=4_000,
+        epsilon_end=0.01, epsilon_decay_steps=245_000,
+        num_steps=5_000_000, eval_every=100_000, eval_episodes=0,
+        eval_steps=125_000, clip_rewards=False),
     # Dopamine's modern C51 protocol (`c51.gin`).
     "atari_dopamine": dict(
         replay_capacity=1_000_000, batch_size=32, learning_starts=20_000,
@@ -37,81 +48,116 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         clip_rewards=True, atari_protocol="dopamine"),
 }
 
+AGENTS = ("dqn", "c51")
+TD_LOSSES = ("mse", "huber")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
 JACOBIAN_METHODS = ("auto", "exact", "power")
 
 
+def _field(default, help_text: str):
+  """A config field with its one-line help (the launcher flag's help)."""
+  return dataclasses.field(default=default, metadata={"help": help_text})
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-  """Everything that defines a C51 training run.
+  """Everything that defines a training run (DQN or C51).
 
   Step counts are environment (agent) steps; for Atari one agent step is 4
-  frames. ``target_update_period`` is in env steps, as in Dopamine.
+  frames. ``target_update_period`` is in env steps, as in Dopamine. Each
+  field is a flag of ``launchers/train.py`` of the same name, with the help
+  given here.
   """
-  env: str
-  root_dir: str
-  preset: str = "minatar"
-  seed: int = 0
+  env: str = dataclasses.field(metadata={"help": "minatar:<game> or atari:<Game>."})
+  root_dir: str = dataclasses.field(
+      metadata={"help": "Run directory (resumed if it exists)."})
+  preset: str = _field("minatar", "Hyperparameter preset (docs/protocol.md#presets).")
+  seed: int = _field(0, "Seed of everything (env, network init, exploration, replay).")
+  agent: str = _field("c51", "Agent: dqn or c51.")
   # Budget and evaluation.
-  num_steps: int = 5_000_000
-  eval_every: int = 250_000
-  eval_episodes: int = 100
-  eval_epsilon: float = 0.001
-  eval_max_episode_steps: int = 27_000
-  checkpoint_every: int = 0  # 0 = at each evaluation only
-  log_every: int = 1_000
-  # Agent (C51) and replay.
-  num_atoms: int = 51
-  min_q_value: float = -10.0
-  max_q_value: float = 10.0
-  gamma: float = 0.99
-  lr: float = 2.5e-4
-  adam_eps: float = 3.125e-4
-  batch_size: int = 32
-  replay_capacity: int = 100_000
-  learning_starts: int = 5_000
-  update_period: int = 1
-  target_update_period: int = 1_000
-  epsilon_start: float = 1.0
-  epsilon_end: float = 0.01
-  epsilon_decay_steps: int = 250_000
-  clip_rewards: bool = False
+  num_steps: int = _field(5_000_000, "Env (agent) steps to train for.")
+  eval_every: int = _field(250_000, "Evaluate, export and checkpoint every this many steps.")
+  eval_episodes: int = _field(
+      100, "Episodes per evaluation (0: evaluate by --eval_steps instead).")
+  eval_steps: int = _field(
+      0, "Env steps per evaluation, the mean return of the episodes they "
+      "complete (0: evaluate by --eval_episodes instead).")
+  eval_epsilon: float = _field(0.001, "Exploration epsilon during evaluation.")
+  eval_max_episode_steps: int = _field(27_000, "Cap on the length of an evaluation episode.")
+  checkpoint_every: int = _field(
+      0, "Extra checkpoints every this many steps (0: at evaluations only).")
+  log_every: int = _field(1_000, "TensorBoard logging period in steps.")
+  # Agent and replay.
+  num_atoms: int = _field(51, "Atoms of the C51 distribution.")
+  min_q_value: float = _field(-10.0, "Lowest atom of the C51 support.")
+  max_q_value: float = _field(10.0, "Highest atom of the C51 support.")
+  td_loss: str = _field("mse", "DQN loss on the TD error: mse or huber.")
+  gamma: float = _field(0.99, "Discount factor.")
+  lr: float = _field(2.5e-4, "Learning rate.")
+  adam_eps: float = _field(3.125e-4, "Adam epsilon.")
+  batch_size: int = _field(32, "Replay batch size.")
+  replay_capacity: int = _field(100_000, "Replay buffer size (observation slots).")
+  learning_starts: int = _field(5_000, "Replay warm-up: steps before the first update.")
+  update_period: int = _field(1, "Env steps per gradient update.")
+  target_update_period: int = _field(1_000, "Env steps between target-network copies.")
+  epsilon_start: float = _field(1.0, "Exploration epsilon during the warm-up.")
+  epsilon_end: float = _field(0.01, "Final exploration epsilon.")
+  epsilon_decay_steps: int = _field(250_000, "Steps of linear epsilon decay after the warm-up.")
+  clip_rewards: bool = _field(False, "Clip training rewards to [-1, 1].")
   # Network and spectral normalisation.
-  spectral: str = "none"
-  conv_norm: str = "operator"
-  lipschitz_k: float = 1.0
-  leave_smaller: bool = False
-  power_iterations: int = 1
-  minatar_conv_filters: Tuple[int, ...] = (16,)
-  minatar_fc_units: Tuple[int, ...] = (128,)
+  spectral: str = _field("none", "Layers to normalise: none, full, -2, -1,-2L, ...")
+  conv_norm: str = _field("operator", "SN of convs: operator or reshape.")
+  lipschitz_k: float = _field(1.0, "Target Lipschitz constant K of normalised layers.")
+  leave_smaller: bool = _field(False, "Only shrink layers with sigma > K.")
+  power_iterations: int = _field(1, "Power-iteration steps per training forward pass.")
+  minatar_model: str = _field(
+      "16/128", "MinAtar net '<conv filters>/<hidden units>', e.g. 16/128 or "
+      "16-16/128 (docs/protocol.md#networks).")
   # Optimiser and spectral schedulers (docs/schedulers.md).
-  optimizer: str = "adam"
-  adam_epsilon_placement: str = "reference"
-  scheduler: str = "none"
-  scheduler_layers: str = "-2"
-  scheduler_scope: str = "global"
+  optimizer: str = _field("adam", "adam, rmsprop or sgd.")
+  adam_epsilon_placement: str = _field(
+      "reference", "reference (PyTorch, the paper's code) or keras.")
+  scheduler: str = _field("none", "Spectral scheduler: none, divout, divgrad, muleps.")
+  scheduler_layers: str = _field("-2", "Layers whose rho the scheduler uses (grammar).")
+  scheduler_scope: str = _field("global", "DivGrad scope: global or per_layer.")
   # Environment.
-  atari_protocol: str = "paper"
-  sticky_action_prob: Optional[float] = None  # None = the env's default
+  atari_protocol: str = _field("paper", "Atari protocol: paper or dopamine.")
+  sticky_action_prob: Optional[float] = _field(
+      None, "Sticky-action probability (default: the env's).")
   # Analysis measures (docs/measures.md), at every evaluation on a fixed batch
   # of measure_states replay states (0: off); jacobian_method "auto" is exact
   # for MinAtar and power iteration for Atari.
-  measure_states: int = 256
-  jacobian_method: str = "auto"
+  measure_states: int = _field(
+      256, "Replay states the smoothness/srank measures use at each evaluation (0: off).")
+  jacobian_method: str = _field(
+      "auto", "Jacobian spectral norm: auto (exact on MinAtar, power "
+      "iteration on Atari), exact, power.")
   # Execution.
-  tf_threads: int = 1
+  tf_threads: int = _field(1, "TF intra/inter-op threads (0: TF's default).")
   # Environments stepped together, each with its own replay stream; one
   # iteration is num_envs env steps and num_envs / update_period updates.
-  num_envs: int = 1
+  num_envs: int = _field(
+      1, "Environments stepped together, one replay stream each "
+      "(num_envs / update_period updates per iteration).")
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
   @classmethod
   def from_json(cls, text: str) -> "TrainConfig":
+    """Reads ``to_json``'s output, also from older sn_tf versions: fields
+    added since take their defaults, and the old ``minatar_conv_filters`` /
+    ``minatar_fc_units`` become ``minatar_model``."""
     data = json.loads(text)
-    for key in ("minatar_conv_filters", "minatar_fc_units"):
-      data[key] = tuple(data[key])
+    if "minatar_conv_filters" in data:
+      convs = data.pop("minatar_conv_filters")
+      fcs = data.pop("minatar_fc_units", [128])
+      data["minatar_model"] = ("-".join(str(c) for c in convs) + "/"
+                               + "-".join(str(h) for h in fcs))
+    unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+      raise ValueError(f"config has unknown field(s) {', '.join(unknown)} "
+                       "(written by a newer sn_tf?).")
     return cls(**data)
 
 
@@ -133,9 +179,12 @@ def make_config(env: str, root_dir: str, preset: str = "minatar",
     raise ValueError(f"unknown config field(s): {', '.join(unknown)}.")
   values = dict(PRESETS[preset])
   values.update({k: v for k, v in overrides.items() if v is not None})
-  for key in ("minatar_conv_filters", "minatar_fc_units"):
-    if key in values:
-      values[key] = tuple(values[key])
+  # A preset evaluates by episodes or by steps; giving the other one
+  # replaces the preset's.
+  if overrides.get("eval_steps") and overrides.get("eval_episodes") is None:
+    values["eval_episodes"] = 0
+  if overrides.get("eval_episodes") and overrides.get("eval_steps") is None:
+    values["eval_steps"] = 0
   config = TrainConfig(env=env, root_dir=root_dir, preset=preset, **values)
   validate(config)
   return config
@@ -165,7 +214,7 @@ def validate(c: TrainConfig) -> None:
          c.root_dir, "give a directory path")
   _check(_is_int(c.seed) and 0 <= c.seed < 2**31, "seed", c.seed,
          "an integer in [0, 2**31)")
-  positive_ints = ("num_steps", "eval_every", "eval_episodes",
+  positive_ints = ("num_steps", "eval_every",
                    "eval_max_episode_steps", "log_every", "num_atoms",
                    "batch_size", "replay_capacity", "update_period",
                    "target_update_period", "epsilon_decay_steps",
@@ -226,21 +275,27 @@ def validate(c: TrainConfig) -> None:
          or (isinstance(c.sticky_action_prob, (int, float))
              and 0.0 <= c.sticky_action_prob <= 1.0),
          "sticky_action_prob", c.sticky_action_prob, "a number in [0, 1]")
-  for name in ("minatar_conv_filters", "minatar_fc_units"):
-    value = getattr(c, name)
-    _check(all(_is_int(v) and v >= 1 for v in value), name, value,
-           "integers >= 1, comma-separated")
-  _check(len(c.minatar_conv_filters) >= 1, "minatar_conv_filters",
-         c.minatar_conv_filters, "at least one conv layer")
+  _check(c.agent in AGENTS, "agent", c.agent, f"allowed: {', '.join(AGENTS)}")
+  _check(c.td_loss in TD_LOSSES, "td_loss", c.td_loss,
+         f"allowed: {', '.join(TD_LOSSES)}")
+  _check(c.agent == "dqn" or c.td_loss == "mse", "td_loss", c.td_loss,
+         f"a DQN option; agent={c.agent!r} has its own loss (leave td_loss=mse)")
+  for name in ("eval_episodes", "eval_steps"):
+    _check(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name,
+           getattr(c, name), "an integer >= 0")
+  _check((c.eval_episodes > 0) != (c.eval_steps > 0), "eval_steps", c.eval_steps,
+         f"evaluate either by episodes or by steps: exactly one of "
+         f"eval_episodes={c.eval_episodes} and eval_steps={c.eval_steps} is > 0")
   # The layer spec, against the network it will be applied to.
-  from sn_tf.networks import NATURE_CONVS, parse_layer_selection  # pylint: disable=g-import-not-at-top
+  from sn_tf.networks import NATURE_CONVS, parse_layer_selection, parse_minatar_model  # pylint: disable=g-import-not-at-top
   suite = parse_env_id(c.env)[0]
-  _check(c.preset == "minatar" if suite == "minatar" else c.preset != "minatar",
-         "preset", c.preset,
-         f"a {suite} env needs preset " + ("minatar" if suite == "minatar"
-                                           else "atari or atari_dopamine"))
-  num_layers = (len(c.minatar_conv_filters) + len(c.minatar_fc_units) + 1
-                if suite == "minatar" else len(NATURE_CONVS) + 2)
+  suite_presets = [p for p in PRESETS if p.startswith(suite)]
+  _check(c.preset in suite_presets, "preset", c.preset,
+         f"a {suite} env needs preset {' or '.join(suite_presets)}")
+  if suite == "minatar":
+    num_layers = parse_minatar_model(c.minatar_model).num_layers
+  else:
+    num_layers = len(NATURE_CONVS) + 2
   spectral = parse_layer_selection(c.spectral, num_layers, flag="spectral")
   _validate_scheduler(c, spectral, num_layers)
 

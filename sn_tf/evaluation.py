@@ -125,6 +125,43 @@ def play_episodes(env, act: Callable[[Any], int], *, episodes: int,
   return returns, lengths
 
 
+def play_steps(env, act: Callable[[Any], int], *, steps: int, epsilon: float,
+               num_actions: int, rng: np.random.Generator,
+               max_episode_steps: int) -> Tuple[List[float], List[int]]:
+  """Plays ``steps`` env steps, epsilon-greedy as ``play_episodes``: the
+  paper's MinAtar evaluation (a step budget, the mean return of the episodes
+  completed in it).
+
+  Episodes are cut after ``max_episode_steps`` steps (a cut episode counts
+  as completed). The episode running when the budget ends is dropped, unless
+  no episode completed at all: then its partial return is the one entry, so
+  a policy that never ends an episode still gets a score.
+
+  Returns:
+    ``(returns, lengths)``, one entry per episode.
+  """
+  returns, lengths = [], []
+  time_step = env.reset()
+  total, length = 0.0, 0
+  for _ in range(steps):
+    if rng.random() < epsilon:
+      action = int(rng.integers(num_actions))
+    else:
+      action = act(time_step)
+    time_step = env.step(np.int32(action))
+    total += float(time_step.reward)
+    length += 1
+    if time_step.is_last() or length >= max_episode_steps:
+      returns.append(total)
+      lengths.append(length)
+      time_step = env.reset()
+      total, length = 0.0, 0
+  if not returns:
+    returns.append(total)
+    lengths.append(length)
+  return returns, lengths
+
+
 def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
                     episodes: int = 10, seed: int = 0, epsilon: float = 0.001,
                     max_episode_steps: int = 27_000,

@@ -15,6 +15,8 @@ from typing import Dict, List, Optional
 
 import tensorflow as tf
 
+from sn_tf import files
+
 CSV_FILE = "metrics.csv"
 
 
@@ -59,15 +61,11 @@ class MetricsLog:
     kept = [r for r in rows if int(float(r["step"])) <= step]
     if len(kept) == len(rows):
       return
-    tmp = self._csv_path + ".tmp"
-    with open(tmp, "w", newline="") as f:
+    with files.atomic_write(self._csv_path, newline="") as f:
       if kept:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(kept)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, self._csv_path)
 
 
 def read_csv(path: str) -> List[Dict[str, str]]:

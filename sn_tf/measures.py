@@ -1,4 +1,4 @@
-"""Why does SN help? Smoothness and rank measures of a C51 Q-network
+"""Why does SN help? Smoothness and rank measures of a Q-network
 (docs/measures.md).
 
 All measures take observations in the env's raw units (MinAtar's 0/1 planes,
@@ -14,8 +14,9 @@ being differentiated, as in the reference code.
 - ``srank``: effective rank of a feature matrix (Kumar et al., 2020).
 
 The measures take ``q_fn``, any differentiable ``[B, *obs] float32 -> [B, A]``
-map whose rows depend only on their own state; ``c51_q_fn`` gives the C51
-network's ``Q(x, a) = sum_i softmax(logits(x, a))_i z_i`` with support ``z``.
+map whose rows depend only on their own state, e.g. a learner's
+``q_values`` (``sn_tf.agents``): DQN's outputs, or C51's
+``Q(x, a) = sum_i softmax(logits(x, a))_i z_i`` with support ``z``.
 """
 
 from typing import Dict
@@ -26,20 +27,6 @@ import tensorflow as tf
 JACOBIAN_METHODS = ("exact", "power")
 
 
-def c51_q_fn(network, min_q_value: float, max_q_value: float):
-  """``observations [B, *obs] -> [B, A]`` expected Q-values (inference mode)."""
-  support = tf.linspace(float(min_q_value), float(max_q_value),
-                        network.num_atoms)
-
-  def q_fn(observations):
-    # ``call``, not ``__call__``: TF-Agents' spec check would refuse float
-    # inputs of a uint8 observation spec; the network casts to float anyway.
-    logits, _ = network.call(observations, training=False)
-    return tf.reduce_sum(tf.nn.softmax(logits) * support, axis=-1)
-
-  return q_fn
-
-
 def _as_float(observations) -> tf.Tensor:
   return tf.cast(tf.convert_to_tensor(observations), tf.float32)
 
@@ -48,7 +35,8 @@ def greedy_gradient_norms(q_fn, observations) -> tf.Tensor:
   """``[B]`` norms of the greedy action's Q-value gradient w.r.t. the input.
 
   Args:
-    q_fn: ``[B, *obs] float32 -> [B, A]`` Q-values (e.g. ``c51_q_fn``).
+    q_fn: ``[B, *obs] float32 -> [B, A]`` Q-values (e.g. a learner's
+      ``q_values``).
     observations: ``[B, *obs]`` raw observations (any numeric dtype).
   """
   x = _as_float(observations)
@@ -134,23 +122,28 @@ class NetworkMeasures:
   """The periodic measures of a training run on a fixed batch of states.
 
   One compiled call computes, on ``states [N, *obs]``: the greedy-gradient
-  norms, the Jacobian spectral norms (``jacobian_method``) and the penultimate
-  features; ``__call__`` returns the logged scalars:
+  norms of ``q_fn``, its Jacobian spectral norms (``jacobian_method``) and
+  ``features_fn``'s penultimate features; ``__call__`` returns the logged
+  scalars:
   ``smooth/grad_norm_mean``, ``smooth/grad_norm_max``,
   ``smooth/jacobian_norm_mean``, ``smooth/jacobian_norm_max``, ``srank``.
+
+  Args:
+    q_fn: ``[B, *obs] -> [B, A]`` Q-values in inference mode (variables built).
+    features_fn: ``[B, *obs] -> [B, F]`` the output layer's input.
+    observation_spec: the env's observation spec.
   """
 
   NAMES = ("smooth/grad_norm_mean", "smooth/grad_norm_max",
            "smooth/jacobian_norm_mean", "smooth/jacobian_norm_max", "srank")
 
-  def __init__(self, network, observation_spec, min_q_value: float,
-               max_q_value: float, jacobian_method: str = "exact",
-               power_iterations: int = 30, srank_delta: float = 0.01):
+  def __init__(self, q_fn, features_fn, observation_spec,
+               jacobian_method: str = "exact", power_iterations: int = 30,
+               srank_delta: float = 0.01):
     if jacobian_method not in JACOBIAN_METHODS:
       raise ValueError(f"jacobian_method={jacobian_method!r} is not allowed; "
                        f"allowed: {', '.join(JACOBIAN_METHODS)}.")
     self._delta = srank_delta
-    q_fn = c51_q_fn(network, min_q_value, max_q_value)
 
     @tf.function(input_signature=[tf.TensorSpec(
         [None] + list(observation_spec.shape), observation_spec.dtype)])
@@ -158,9 +151,7 @@ class NetworkMeasures:
       return (greedy_gradient_norms(q_fn, states),
               jacobian_spectral_norms(q_fn, states, method=jacobian_method,
                                       iterations=power_iterations),
-              network.penultimate_features(states, training=False))
-
-    network.create_variables()
+              features_fn(states))
 
     self._compute = compute
 

@@ -1,6 +1,8 @@
-"""The C51 training loop: act, store, learn, evaluate, checkpoint, export.
+"""The training runner of every agent: act, store, learn, log, evaluate,
+checkpoint, export.
 
-``train(config)`` runs one experiment into ``config.root_dir``:
+``train(config)`` runs one experiment (DQN or C51, ``config.agent``) into
+``config.root_dir``:
 
     root_dir/
       config.json        the full TrainConfig of the run
@@ -17,24 +19,26 @@ uninterrupted. One env step is one agent step; the agent learns every
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
 import time
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from sn_tf import faults
+from sn_tf import files
 from sn_tf import logs
 from sn_tf import measures
-from sn_tf.agents import c51
+from sn_tf.agents import Learner, build_learner
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
 from sn_tf.envs import make_env, parse_env_id
-from sn_tf.evaluation import play_episodes
+from sn_tf.evaluation import play_episodes, play_steps
 from sn_tf.export import PolicyExporter, ServingPolicy
 from sn_tf.fast_call import FlatCall
 from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
@@ -76,7 +80,12 @@ def _check_config_matches(root_dir: str, config: TrainConfig) -> None:
   path = os.path.join(root_dir, "config.json")
   if os.path.isfile(path):
     with open(path) as f:
-      saved = json.load(f)
+      text = f.read()
+    try:  # in today's form: fields added since take their defaults
+      saved = json.loads(TrainConfig.from_json(text).to_json())
+    except (ValueError, TypeError) as e:
+      raise ValueError(f"root_dir={root_dir!r} holds a config.json that "
+                       f"cannot be read ({e}); use a new root_dir.") from None
     now = json.loads(config.to_json())
     diff = sorted(k for k in set(saved) | set(now)
                   if saved.get(k) != now.get(k) and k not in RESUMABLE_CHANGES)
@@ -85,10 +94,8 @@ def _check_config_matches(root_dir: str, config: TrainConfig) -> None:
       raise ValueError(
           f"root_dir={root_dir!r} holds a run with a different config ({details}); "
           "use a new root_dir, or the same settings to resume.")
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
+  with files.atomic_write(path) as f:
     f.write(config.to_json())
-  os.replace(tmp, path)
 
 
 @contextlib.contextmanager
@@ -124,13 +131,16 @@ def run_lock(root_dir: str) -> Iterator[None]:
 
 
 class _Evaluator:
-  """Plays ``eval_episodes`` episodes at ``eval_epsilon`` on a fresh env.
+  """Plays one evaluation at ``eval_epsilon`` on a fresh env: ``eval_episodes``
+  episodes, or ``eval_steps`` steps (the mean return of the episodes they
+  complete, ``sn_tf.evaluation.play_steps``).
 
   Evaluation ``k`` uses an env and an RNG seeded from (seed, k), so it needs no
   state in checkpoints and is reproducible.
   """
 
-  def __init__(self, config: TrainConfig, greedy, num_actions: int):
+  def __init__(self, config: TrainConfig, greedy: Callable[[np.ndarray], Any],
+               num_actions: int):
     self._config = config
     self._greedy = greedy
     self._num_actions = num_actions
@@ -142,11 +152,13 @@ class _Evaluator:
                    atari_protocol=c.atari_protocol,
                    sticky_action_prob=c.sticky_action_prob)
     rng = np.random.default_rng([c.seed, 2, index])
-    returns, _ = play_episodes(
-        env, lambda ts: int(self._greedy(ts.observation[None]).numpy()[0]),
-        episodes=c.eval_episodes, epsilon=c.eval_epsilon,
-        num_actions=self._num_actions, rng=rng,
-        max_episode_steps=c.eval_max_episode_steps)
+    act = lambda ts: int(self._greedy(ts.observation[None]).numpy()[0])
+    common = dict(epsilon=c.eval_epsilon, num_actions=self._num_actions,
+                  rng=rng, max_episode_steps=c.eval_max_episode_steps)
+    if c.eval_steps:
+      returns, _ = play_steps(env, act, steps=c.eval_steps, **common)
+    else:
+      returns, _ = play_episodes(env, act, episodes=c.eval_episodes, **common)
     env.close()
     return returns
 
@@ -170,9 +182,8 @@ class _Measures:
     if self._states is None:
       states = measures.draw_states(replay, self._config.measure_states,
                                     self._config.seed)
-      tmp = self._path + ".tmp.npy"
-      np.save(tmp, states)
-      os.replace(tmp, self._path)
+      with files.atomic_write(self._path, "wb") as f:
+        np.save(f, states)
       self._states = states
     values = self._compute(self._states)
     for name, value in values.items():
@@ -182,12 +193,361 @@ class _Measures:
     return values
 
 
+@dataclasses.dataclass
+class LoopState:
+  """The loop's own counters and running tallies (all in each checkpoint).
+
+  Attributes:
+    step: env steps taken (over all envs).
+    eval_index: evaluations done (seeds the next one).
+    episode_returns: the running return of each env's current episode.
+    window_returns, window_losses: since the last log line.
+    train_returns_since_eval, losses_since_eval: since the last evaluation.
+  """
+  step: int = 0
+  eval_index: int = 0
+  episode_returns: List[float] = dataclasses.field(default_factory=list)
+  window_returns: List[float] = dataclasses.field(default_factory=list)
+  window_losses: List[float] = dataclasses.field(default_factory=list)
+  train_returns_since_eval: List[float] = dataclasses.field(default_factory=list)
+  losses_since_eval: List[float] = dataclasses.field(default_factory=list)
+
+  def to_dict(self) -> Dict[str, Any]:
+    """The checkpointed fields (``step`` is the checkpoint's own)."""
+    data = dataclasses.asdict(self)
+    del data["step"]
+    return data
+
+  @classmethod
+  def from_dict(cls, step: int, data: Dict[str, Any]) -> "LoopState":
+    """Reads ``to_dict``'s output (also a single-env loop's older form)."""
+    if "episode_return" in data:
+      data = dict(data, episode_returns=[data["episode_return"]])
+    names = [f.name for f in dataclasses.fields(cls) if f.name != "step"]
+    return cls(step=step, **{name: data[name] for name in names})
+
+
+class Runner:
+  """One run: its envs, learner, replay, logs and exports, and the loop.
+
+  ``run()`` restores the newest good checkpoint (if any) and then repeats
+  the named steps of one iteration until ``num_steps``: act, store, learn,
+  log, and at evaluation steps evaluate, export and checkpoint. Everything
+  the loop carries between iterations is in ``self.state`` (``LoopState``),
+  the explore RNG, the envs, the replay and the learner, which
+  ``_checkpoint``/``_restore`` save and load together.
+
+  Args:
+    config: a validated config.
+    root: the run directory (absolute), whose lock the caller holds.
+  """
+
+  def __init__(self, config: TrainConfig, root: str):
+    self.config, self.root = config, root
+    # Env i is seeded seed + 104729 i (env 0: the run's seed).
+    self.envs = [make_env(config.env, seed=(config.seed + 104_729 * i) % 2**32,
+                          training=True, atari_protocol=config.atari_protocol,
+                          sticky_action_prob=config.sticky_action_prob)
+                 for i in range(config.num_envs)]
+    time_step_spec = self.envs[0].time_step_spec()
+    self.observation_spec = time_step_spec.observation
+    action_spec = self.envs[0].action_spec()
+    from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
+    self.learner: Learner = build_learner(
+        config, tensor_spec.from_spec(time_step_spec),
+        tensor_spec.from_spec(action_spec))
+    self.num_actions = self.learner.num_actions
+    # FlatCall: the loop's compiled calls without tf.function's per-call
+    # Python dispatch (~0.3-1 ms a call here; see sn_tf/fast_call.py).
+    self._greedy = FlatCall(self.learner.compiled_greedy_actions())
+    # Learn at the end of step t and act at the start of step t + 1 in one
+    # compiled call (tests check this gives the updates of agent.train).
+    self._update_and_act = FlatCall(self.learner.compiled_update_and_act())
+    # More than one update per iteration (num_envs > update_period): all but
+    # the last are plain updates, traced when first needed.
+    self._update: Optional[FlatCall] = None
+    self.replay, self._load_replay = self._make_replay()
+    self.explore_rng = np.random.default_rng([config.seed, 1])
+    self.checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
+                                        self.learner.checkpoint_objects())
+    self.metrics = logs.MetricsLog(root)
+    self.exporter = self._make_exporter()
+    self.evaluate = _Evaluator(config, self._greedy, self.num_actions)
+    self.measure = self._make_measures()
+    self.state = LoopState(episode_returns=[0.0] * len(self.envs))
+    self.time_steps = [env.reset() for env in self.envs]
+    # The greedy actions for the envs' current observations with the current
+    # weights, when the last update computed them (None: compute when needed).
+    self._next_greedy: Optional[List[int]] = None
+    self._last_row: Dict[str, Any] = {}
+    self._log_start, self._log_start_step, self._rate = time.time(), 0, float("nan")
+
+  # ---- Construction.
+
+  def _make_replay(self):
+    c, spec = self.config, self.observation_spec
+    # Atari stacks share frames: store each 84x84 frame once (~7 KB/transition).
+    replay_cls = (FrameStackReplay if parse_env_id(c.env)[0] == "atari"
+                  else UniformReplay)
+    if c.num_envs == 1:
+      return (replay_cls(c.replay_capacity, tuple(spec.shape), spec.dtype,
+                         seed=c.seed + 1), replay_cls.load)
+    # One stream per env: an Atari stack must see one env's frames.
+    return (MultiStreamReplay(replay_cls, c.num_envs, c.replay_capacity,
+                              tuple(spec.shape), spec.dtype, seed=c.seed + 1),
+            MultiStreamReplay.load)
+
+  def _make_exporter(self) -> PolicyExporter:
+    c, spec = self.config, self.observation_spec
+    serving = ServingPolicy(self.learner.q_values,
+                            self.learner.online_network.variables, spec)
+    return PolicyExporter(self.learner.policy, serving,
+                          self.learner.train_step_counter, dict(
+        env=c.env, agent=c.agent, observation_shape=list(spec.shape),
+        observation_dtype=np.dtype(spec.dtype).name,
+        num_actions=self.num_actions, spectral=c.spectral,
+        atari_protocol=c.atari_protocol,
+        sticky_action_prob=c.sticky_action_prob),
+        policies_dir=os.path.join(self.root, "policies"))
+
+  def _make_measures(self) -> Optional[_Measures]:
+    c = self.config
+    if not c.measure_states:
+      return None
+    method = c.jacobian_method
+    if method == "auto":
+      method = "exact" if parse_env_id(c.env)[0] == "minatar" else "power"
+    network = self.learner.online_network
+    return _Measures(os.path.join(self.root, MEASURE_STATES_FILE), c,
+                     measures.NetworkMeasures(
+                         self.learner.q_values,
+                         lambda x: network.penultimate_features(x, training=False),
+                         self.observation_spec, jacobian_method=method))
+
+  # ---- The loop.
+
+  def run(self) -> Dict[str, Any]:
+    """Trains until ``num_steps`` (resuming); returns the last metrics row."""
+    c = self.config
+    self._restore()
+    # Rows newer than the restored state (or any row, when starting afresh
+    # after a kill before the first checkpoint) are written again by this run.
+    self.metrics.truncate_after(self.state.step)
+    if self.state.step >= c.num_steps:
+      logging.info("%s is already complete (%d steps).", self.root, self.state.step)
+    progress = logs.Progress(c.num_steps, self.state.step)
+    self._log_start_step = self.state.step
+    while self.state.step < c.num_steps:
+      epsilon = linear_epsilon(self.state.step, c)
+      actions = self._act(epsilon)
+      previous = self.state.step
+      self._store(actions)
+      faults.hit("step")
+      self._learn(previous)
+      step = self.state.step
+      if step % c.log_every == 0:
+        self._log(epsilon, progress)
+      if step % c.eval_every == 0 or step == c.num_steps:
+        row = self._evaluate(epsilon)
+        self._export()
+        self._record(row)
+        self._checkpoint()
+        self._last_row = row
+        progress.update(step, f"eval {row['eval/return']:.2f}", force=True)
+      elif c.checkpoint_every and step % c.checkpoint_every == 0:
+        self._checkpoint()
+    progress.close()
+    for env in self.envs:
+      env.close()
+    last_row = self._last_row
+    if not last_row:
+      rows = logs.read_csv(os.path.join(self.root, logs.CSV_FILE))
+      last_row = rows[-1] if rows else {}
+    return dict(last_row, policy_dir=os.path.join(self.root, "policies", "final"),
+                root_dir=self.root)
+
+  def _act(self, epsilon: float) -> List[int]:
+    """Epsilon-greedy actions for every env: one batched greedy call (in
+    inference mode) for the envs that need one, unless the last update
+    already computed them."""
+    n = len(self.envs)
+    actions: List[Optional[int]] = [None] * n
+    for i in range(n):
+      if self.explore_rng.random() < epsilon:
+        actions[i] = int(self.explore_rng.integers(self.num_actions))
+      elif self._next_greedy is not None:
+        actions[i] = self._next_greedy[i]
+    need = [i for i in range(n) if actions[i] is None]
+    if need:
+      greedy = self._greedy(np.stack([self.time_steps[i].observation for i in need]))
+      for i, a in zip(need, greedy.numpy()):
+        actions[i] = int(a)
+    self._next_greedy = None
+    return actions
+
+  def _store(self, actions: List[int]) -> None:
+    """Steps each env, stores its transition, tallies finished episodes."""
+    s = self.state
+    for i, env in enumerate(self.envs):
+      time_step = self.time_steps[i]
+      next_step = env.step(np.int32(actions[i]))
+      reward = float(next_step.reward)
+      episode_end = bool(next_step.is_last())
+      terminal = episode_end and float(next_step.discount) == 0.0
+      if len(self.envs) == 1:
+        self.replay.add(time_step.observation, actions[i], reward,
+                        next_step.observation, terminal=terminal,
+                        episode_end=episode_end)
+      else:
+        self.replay.add(i, time_step.observation, actions[i], reward,
+                        next_step.observation, terminal=terminal,
+                        episode_end=episode_end)
+      s.episode_returns[i] += reward
+      if episode_end:
+        s.window_returns.append(s.episode_returns[i])
+        s.train_returns_since_eval.append(s.episode_returns[i])
+        s.episode_returns[i] = 0.0
+        self.time_steps[i] = env.reset()
+      else:
+        self.time_steps[i] = next_step
+    s.step += len(self.envs)
+
+  def _learn(self, previous: int) -> None:
+    """One update per ``update_period`` env steps after ``learning_starts``;
+    the last one fused with the next greedy actions."""
+    c, s = self.config, self.state
+    first = max(previous, c.learning_starts)
+    num_updates = max(0, s.step // c.update_period - first // c.update_period)
+    for u in range(num_updates):
+      batch = self.replay.sample(c.batch_size)
+      if u == num_updates - 1:
+        loss, greedy = self._update_and_act(
+            batch, np.stack([t.observation for t in self.time_steps]))
+        self._next_greedy = [int(a) for a in greedy.numpy()]
+      else:
+        if self._update is None:
+          self._update = FlatCall(self.learner.compiled_update())
+        loss = self._update(batch)
+      loss = faults.value("loss", float(loss))
+      if not np.isfinite(loss):
+        raise FloatingPointError(f"loss is {loss} at step {s.step}; stopping. "
+                                 f"The last checkpoint and export are intact "
+                                 f"(in {self.root}).")
+      s.window_losses.append(loss)
+      s.losses_since_eval.append(loss)
+
+  def _layer_stats(self) -> Dict[str, float]:
+    stats = {name: faults.value("sigma", value)
+             for name, value in self.learner.sigmas().items()}
+    rho = self.learner.rho()
+    if rho is not None:
+      stats["rho"] = faults.value("rho", rho)
+    for name, value in stats.items():
+      if not np.isfinite(value):
+        raise FloatingPointError(
+            f"{name} is {value} at step {self.state.step}; stopping. The last "
+            f"checkpoint and export are intact (in {self.root}).")
+    return stats
+
+  def _log(self, epsilon: float, progress: logs.Progress) -> None:
+    """TensorBoard scalars of the last ``log_every`` steps."""
+    s = self.state
+    now = time.time()
+    self._rate = (s.step - self._log_start_step) / max(now - self._log_start, 1e-9)
+    self._log_start, self._log_start_step = now, s.step
+    values = {"train/return": logs.mean_or_nan(s.window_returns),
+              "train/episodes": float(len(s.window_returns)),
+              "loss": logs.mean_or_nan(s.window_losses),
+              "epsilon": epsilon, "steps_per_second": self._rate}
+    values.update(self._layer_stats())
+    self.metrics.scalars(s.step, values)
+    s.window_returns, s.window_losses = [], []
+    progress.update(s.step, f"return {values['train/return']:.2f}")
+
+  def _evaluate(self, epsilon: float) -> Dict[str, Any]:
+    """Plays an evaluation and measures the network: the metrics row."""
+    s = self.state
+    returns = self.evaluate(s.eval_index)
+    s.eval_index += 1
+    row = {"step": s.step, "wall_time": time.time(),
+           "eval/return": float(np.mean(returns)),
+           "eval/return_std": float(np.std(returns)),
+           "eval/episodes": len(returns),
+           "train/return": logs.mean_or_nan(s.train_returns_since_eval),
+           "loss": logs.mean_or_nan(s.losses_since_eval),
+           "epsilon": epsilon, "steps_per_second": self._rate}
+    row.update(self._layer_stats())
+    if self.measure is not None:
+      row.update(self.measure(self.replay))
+    s.train_returns_since_eval, s.losses_since_eval = [], []
+    return row
+
+  def _export(self) -> None:
+    """``policies/step_<N>``, and ``policies/final`` at the last step."""
+    step = self.state.step
+    self.exporter.export(os.path.join(self.root, "policies", f"step_{step}"))
+    if step == self.config.num_steps:
+      self.exporter.export(os.path.join(self.root, "policies", "final"))
+
+  def _record(self, row: Dict[str, Any]) -> None:
+    """The row to TensorBoard and ``metrics.csv``. Written before the
+    checkpoint: a kill before the checkpoint completes resumes from the
+    previous one, which drops this row and writes it again."""
+    self.metrics.scalars(self.state.step, row)
+    try:
+      faults.hit("csv")
+      self.metrics.csv_row(row)
+    except OSError as e:
+      raise OSError(e.errno, f"cannot write {logs.CSV_FILE} in {self.root} "
+                    f"({e}); the run stopped, its last checkpoint is intact: "
+                    "rerun to resume.") from e
+
+  def _checkpoint(self) -> None:
+    env_states = []
+    for env in self.envs:
+      try:
+        env_states.append(env.get_state())
+      except NotImplementedError:
+        env_states.append(None)
+    state = self.state.to_dict()
+    state.update(explore_rng=self.explore_rng.bit_generator.state,
+                 env_states=env_states)
+    self.checkpointer.save(self.state.step, self.replay.save, state)
+
+  def _restore(self) -> None:
+    restored = self.checkpointer.restore_latest(self._load_replay)
+    if restored is None:
+      return
+    step, self.replay, data = restored
+    if "env_state" in data:  # written by a single-env loop
+      data["env_states"] = [data.pop("env_state")]
+    self.state = LoopState.from_dict(step, data)
+    self.explore_rng.bit_generator.state = data["explore_rng"]
+    for i, (env, env_state) in enumerate(zip(self.envs, data["env_states"])):
+      if env_state is not None:
+        env.set_state(env_state)  # includes the current time step
+        self.time_steps[i] = env.current_time_step()
+      else:
+        logging.warning("The env state of %s was not checkpointable; the "
+                        "resumed run starts a new episode.", self.config.env)
+        self.time_steps[i] = env.reset()
+        self.state.episode_returns[i] = 0.0
+        self._end_stream(i)  # the stored episode will not continue
+    logging.info("Resumed %s from step %d.", self.root, step)
+
+  def _end_stream(self, i: int) -> None:
+    if len(self.envs) == 1:
+      self.replay.end_episode()
+    else:
+      self.replay.end_episode(i)
+
+
 def train(config: TrainConfig) -> Dict[str, Any]:
   """Runs (or resumes) the experiment described by ``config``.
 
   Returns:
     The last evaluation's metrics row (as written to ``metrics.csv``), plus
-    ``policy_dir``, the final exported policy.
+    ``policy_dir``, the final exported policy, and ``root_dir``.
   """
   validate(config)
   if config.num_steps <= config.learning_starts:
@@ -198,279 +558,12 @@ def train(config: TrainConfig) -> Dict[str, Any]:
   os.makedirs(root, exist_ok=True)
   with run_lock(root):
     _check_config_matches(root, config)
-    return _train(config, root)
-
-
-def _train(config: TrainConfig, root: str) -> Dict[str, Any]:
-  """The body of ``train``, run while holding the root_dir lock."""
-  _configure_threads(config.tf_threads)
-  tf.keras.utils.set_random_seed(config.seed)
-
-  # Env i is seeded seed + 104729 i (env 0: the run's seed).
-  envs = [make_env(config.env, seed=(config.seed + 104_729 * i) % 2**32,
-                   training=True, atari_protocol=config.atari_protocol,
-                   sticky_action_prob=config.sticky_action_prob)
-          for i in range(config.num_envs)]
-  num_envs = len(envs)
-  time_step_spec = envs[0].time_step_spec()
-  observation_spec = time_step_spec.observation
-  action_spec = envs[0].action_spec()
-  num_actions = int(action_spec.maximum - action_spec.minimum + 1)
-
-  from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  agent, network = c51.build_agent(
-      config, tensor_spec.from_spec(time_step_spec),
-      tensor_spec.from_spec(action_spec))
-  # Slots exist before a restore, so the checkpoint must match them all.
-  agent._optimizer.build(network.trainable_variables)  # pylint: disable=protected-access
-  # FlatCall: the loop's compiled calls without tf.function's per-call
-  # Python dispatch (~0.3-1 ms a call here; see sn_tf/fast_call.py).
-  greedy = FlatCall(c51.make_greedy_fn(network, observation_spec,
-                                       config.min_q_value, config.max_q_value))
-  # Train at the end of step t and act at the start of step t + 1 in one
-  # compiled call (tests check this gives the updates of agent.train).
-  train_and_act = FlatCall(c51.make_train_and_act_fn(
-      agent, config.clip_rewards, config.min_q_value, config.max_q_value))
-  # More than one update per iteration (num_envs > update_period): all but
-  # the last are plain train steps, traced when first needed.
-  train_only: List[FlatCall] = []
-
-  # Atari stacks share frames: store each 84x84 frame once (~7 KB/transition).
-  replay_cls = (FrameStackReplay if parse_env_id(config.env)[0] == "atari"
-                else UniformReplay)
-  if num_envs == 1:
-    replay = replay_cls(config.replay_capacity, tuple(observation_spec.shape),
-                        observation_spec.dtype, seed=config.seed + 1)
-    load_replay = replay_cls.load
-    add_transition = lambda i, *args, **kw: replay.add(*args, **kw)
-    end_stream = lambda i: replay.end_episode()
-  else:  # one stream per env: an Atari stack must see one env's frames
-    replay = MultiStreamReplay(replay_cls, num_envs, config.replay_capacity,
-                               tuple(observation_spec.shape),
-                               observation_spec.dtype, seed=config.seed + 1)
-    load_replay = MultiStreamReplay.load
-    add_transition = lambda i, *args, **kw: replay.add(i, *args, **kw)
-    end_stream = lambda i: replay.end_episode(i)
-  explore_rng = np.random.default_rng([config.seed, 1])
-  checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
-                                 {"agent": agent})
-  metrics = logs.MetricsLog(root)
-  serving = ServingPolicy(
-      c51.q_values_fn(network, config.min_q_value, config.max_q_value),
-      network.variables, observation_spec)
-  exporter = PolicyExporter(agent.policy, serving, agent.train_step_counter, dict(
-      env=config.env, observation_shape=list(observation_spec.shape),
-      observation_dtype=np.dtype(observation_spec.dtype).name,
-      num_actions=num_actions, spectral=config.spectral,
-      atari_protocol=config.atari_protocol,
-      sticky_action_prob=config.sticky_action_prob),
-      policies_dir=os.path.join(root, "policies"))
-  evaluate = _Evaluator(config, greedy, num_actions)
-
-  # Loop state; everything here is in the checkpoint.
-  step, eval_index = 0, 0
-  time_steps = [env.reset() for env in envs]
-  episode_returns, window_returns, window_losses = [0.0] * num_envs, [], []
-  train_returns_since_eval: List[float] = []
-  losses_since_eval: List[float] = []
-  restored = checkpointer.restore_latest(load_replay)
-  if restored is not None:
-    step, replay, state = restored
-    if "env_state" in state:  # written by a single-env loop
-      state["env_states"] = [state.pop("env_state")]
-      state["episode_returns"] = [state.pop("episode_return")]
-    explore_rng.bit_generator.state = state["explore_rng"]
-    eval_index = state["eval_index"]
-    episode_returns = list(state["episode_returns"])
-    window_returns = state["window_returns"]
-    window_losses = state["window_losses"]
-    train_returns_since_eval = state["train_returns_since_eval"]
-    losses_since_eval = state["losses_since_eval"]
-    for i, (env, env_state) in enumerate(zip(envs, state["env_states"])):
-      if env_state is not None:
-        env.set_state(env_state)  # includes the current time step
-        time_steps[i] = env.current_time_step()
-      else:
-        logging.warning("The env state of %s was not checkpointable; the "
-                        "resumed run starts a new episode.", config.env)
-        time_steps[i], episode_returns[i] = env.reset(), 0.0
-        end_stream(i)  # the stored episode will not continue
-    logging.info("Resumed %s from step %d.", root, step)
-  # Rows newer than the restored state (or any row, when starting afresh
-  # after a kill before the first checkpoint) are written again by this run.
-  metrics.truncate_after(step)
-  if step >= config.num_steps:
-    logging.info("%s is already complete (%d steps).", root, step)
-
-  def checkpoint() -> None:
-    env_states = []
-    for env in envs:
-      try:
-        env_states.append(env.get_state())
-      except NotImplementedError:
-        env_states.append(None)
-    checkpointer.save(step, replay.save, dict(
-        explore_rng=explore_rng.bit_generator.state, eval_index=eval_index,
-        episode_returns=episode_returns, window_returns=window_returns,
-        window_losses=window_losses, env_states=env_states,
-        train_returns_since_eval=train_returns_since_eval,
-        losses_since_eval=losses_since_eval))
-
-  progress = logs.Progress(config.num_steps, step)
-  sigma_names = [f"sigma/{layer.name}" for layer in network.sn_layers]
-  rho = c51.scheduler_rho(config, network)
-
-  measure = None
-  if config.measure_states:
-    method = config.jacobian_method
-    if method == "auto":
-      method = "exact" if parse_env_id(config.env)[0] == "minatar" else "power"
-    measure = _Measures(os.path.join(root, MEASURE_STATES_FILE), config,
-                        measures.NetworkMeasures(
-                            network, observation_spec, config.min_q_value,
-                            config.max_q_value, jacobian_method=method))
-
-  def layer_stats() -> Dict[str, float]:
-    stats = {n: faults.value("sigma", float(l.sigma.numpy()))
-             for n, l in zip(sigma_names, network.sn_layers)}
-    if rho is not None:
-      stats["rho"] = faults.value("rho", float(rho().numpy()))
-    for name, value in stats.items():
-      if not np.isfinite(value):
-        raise FloatingPointError(
-            f"{name} is {value} at step {step}; stopping. The last checkpoint "
-            f"and export are intact (in {root}).")
-    return stats
-
-  last_row: Dict[str, Any] = {}
-  log_start = time.time()
-  log_start_step = step
-  rate = float("nan")
-
-  # The greedy actions for the envs' current observations with the current
-  # weights, when the last train call computed them (None: compute when
-  # needed).
-  next_greedy: Optional[List[int]] = None
-
-  while step < config.num_steps:
-    # Act: epsilon-greedy with the online network in inference mode; one
-    # batched greedy call for the envs that need one.
-    epsilon = linear_epsilon(step, config)
-    actions: List[Optional[int]] = [None] * num_envs
-    for i in range(num_envs):
-      if explore_rng.random() < epsilon:
-        actions[i] = int(explore_rng.integers(num_actions))
-      elif next_greedy is not None:
-        actions[i] = next_greedy[i]
-    need = [i for i in range(num_envs) if actions[i] is None]
-    if need:
-      greedy_actions = greedy(np.stack([time_steps[i].observation for i in need]))
-      for i, a in zip(need, greedy_actions.numpy()):
-        actions[i] = int(a)
-    next_greedy = None
-    for i, env in enumerate(envs):
-      time_step = time_steps[i]
-      next_step = env.step(np.int32(actions[i]))
-      reward = float(next_step.reward)
-      episode_end = bool(next_step.is_last())
-      add_transition(i, time_step.observation, actions[i], reward,
-                     next_step.observation,
-                     terminal=episode_end and float(next_step.discount) == 0.0,
-                     episode_end=episode_end)
-      episode_returns[i] += reward
-      if episode_end:
-        window_returns.append(episode_returns[i])
-        train_returns_since_eval.append(episode_returns[i])
-        episode_returns[i] = 0.0
-        time_steps[i] = env.reset()
-      else:
-        time_steps[i] = next_step
-    previous, step = step, step + num_envs
-    faults.hit("step")
-
-    # Learn: one update per update_period env steps after learning_starts,
-    # the last one fused with the next greedy actions.
-    first = max(previous, config.learning_starts)
-    num_updates = max(0, step // config.update_period
-                      - first // config.update_period)
-    for u in range(num_updates):
-      batch = replay.sample(config.batch_size)
-      if u == num_updates - 1:
-        loss, greedy_actions = train_and_act(
-            batch, np.stack([t.observation for t in time_steps]))
-        next_greedy = [int(a) for a in greedy_actions.numpy()]
-      else:
-        if not train_only:
-          train_only.append(FlatCall(c51.make_train_fn(agent, config.clip_rewards)))
-        loss = train_only[0](batch)
-      loss = faults.value("loss", float(loss))
-      if not np.isfinite(loss):
-        raise FloatingPointError(f"loss is {loss} at step {step}; stopping. "
-                                 f"The last checkpoint and export are intact "
-                                 f"(in {root}).")
-      window_losses.append(loss)
-      losses_since_eval.append(loss)
-
-    # Log.
-    if step % config.log_every == 0:
-      now = time.time()
-      rate = (step - log_start_step) / max(now - log_start, 1e-9)
-      log_start, log_start_step = now, step
-      values = {"train/return": logs.mean_or_nan(window_returns),
-                "train/episodes": float(len(window_returns)),
-                "loss": logs.mean_or_nan(window_losses),
-                "epsilon": epsilon, "steps_per_second": rate}
-      values.update(layer_stats())
-      metrics.scalars(step, values)
-      window_returns, window_losses = [], []
-      progress.update(step, f"return {values['train/return']:.2f}")
-
-    # Evaluate, record, export, checkpoint.
-    if step % config.eval_every == 0 or step == config.num_steps:
-      returns = evaluate(eval_index)
-      eval_index += 1
-      row = {"step": step, "wall_time": time.time(),
-             "eval/return": float(np.mean(returns)),
-             "eval/return_std": float(np.std(returns)),
-             "eval/episodes": len(returns),
-             "train/return": logs.mean_or_nan(train_returns_since_eval),
-             "loss": logs.mean_or_nan(losses_since_eval),
-             "epsilon": epsilon, "steps_per_second": rate}
-      row.update(layer_stats())
-      if measure is not None:
-        row.update(measure(replay))
-      train_returns_since_eval, losses_since_eval = [], []
-      metrics.scalars(step, row)
-      exporter.export(os.path.join(root, "policies", f"step_{step}"))
-      if step == config.num_steps:
-        exporter.export(os.path.join(root, "policies", "final"))
-      # Row first: a kill before the checkpoint completes resumes from the
-      # previous checkpoint, which drops this row and writes it again.
-      try:
-        faults.hit("csv")
-        metrics.csv_row(row)
-      except OSError as e:
-        raise OSError(e.errno, f"cannot write {logs.CSV_FILE} in {root} ({e}); "
-                      "the run stopped, its last checkpoint is intact: rerun "
-                      "to resume.") from e
-      checkpoint()
-      last_row = row
-      progress.update(step, f"eval {row['eval/return']:.2f}", force=True)
-    elif config.checkpoint_every and step % config.checkpoint_every == 0:
-      checkpoint()
-  progress.close()
-  for env in envs:
-    env.close()
-
-  if not last_row:
-    rows = logs.read_csv(os.path.join(root, logs.CSV_FILE))
-    last_row = rows[-1] if rows else {}
-  return dict(last_row, policy_dir=os.path.join(root, "policies", "final"),
-              root_dir=root)
+    _configure_threads(config.tf_threads)
+    tf.keras.utils.set_random_seed(config.seed)
+    return Runner(config, root).run()
 
 
 def config_from_root(root_dir: str) -> TrainConfig:
   """The TrainConfig saved in ``root_dir/config.json``."""
   with open(os.path.join(root_dir, "config.json")) as f:
     return TrainConfig.from_json(f.read())
-

@@ -1,5 +1,7 @@
 """TrainConfig presets, overrides and validation."""
 
+import json
+
 import pytest
 
 from sn_tf.config import PRESETS, TrainConfig, make_config
@@ -20,14 +22,58 @@ def test_presets_hold_spec_values():
   d = make_config("atari:Pong", "/tmp/r", "atari_dopamine")
   assert (d.learning_starts, d.target_update_period, d.epsilon_decay_steps,
           d.atari_protocol) == (20_000, 8_000, 250_000, "dopamine")
-  assert set(PRESETS) == {"minatar", "atari", "atari_dopamine"}
+  assert set(PRESETS) == {"minatar", "minatar_dqn", "atari", "atari_dopamine"}
+
+
+def test_minatar_dqn_preset_holds_the_papers_values():
+  """The paper's MinAtar DQN studies (docs/protocol.md#dqn-minatar-preset)."""
+  q = make_config("minatar:breakout", "/tmp/r", "minatar_dqn")
+  assert (q.agent, q.td_loss, q.update_period, q.target_update_period,
+          q.num_steps, q.eval_every, q.eval_steps, q.eval_episodes,
+          q.eval_epsilon) == ("dqn", "mse", 4, 4_000, 5_000_000, 100_000,
+                              125_000, 0, 0.001)
+  assert (q.replay_capacity, q.batch_size, q.learning_starts, q.lr, q.adam_eps,
+          q.adam_epsilon_placement, q.gamma, q.optimizer) == (
+              100_000, 32, 5_000, 2.5e-4, 3.125e-4, "reference", 0.99, "adam")
+  # Epsilon 1.0 for 5k steps, then linear to 0.01 at step 250k.
+  from sn_tf.train import linear_epsilon  # pylint: disable=g-import-not-at-top
+  assert linear_epsilon(5_000, q) == 1.0
+  assert linear_epsilon(250_000, q) == pytest.approx(0.01)
+  assert linear_epsilon(127_500, q) == pytest.approx(0.505)
+  assert q.sticky_action_prob is None  # MinAtar's own 0.1
+  assert not q.clip_rewards and q.minatar_model == "16/128"
+
+
+def test_evaluation_by_steps_or_by_episodes():
+  # Giving the other one replaces the preset's.
+  assert make_config("minatar:breakout", "/tmp/r", "minatar",
+                     eval_steps=1000).eval_episodes == 0
+  assert make_config("minatar:breakout", "/tmp/r", "minatar_dqn",
+                     eval_episodes=5).eval_steps == 0
+  with pytest.raises(ValueError, match=r"eval_steps=0 .*exactly one of "
+                     r"eval_episodes=0 and eval_steps=0 is > 0"):
+    make_config("minatar:breakout", "/tmp/r", "minatar", eval_episodes=0)
+  with pytest.raises(ValueError, match=r"eval_steps=10 .*exactly one"):
+    make_config("minatar:breakout", "/tmp/r", "minatar", eval_steps=10,
+                eval_episodes=3)
+
+
+def test_config_json_of_an_older_version_reads():
+  old = json.loads(make_config("minatar:breakout", "/tmp/r", "minatar").to_json())
+  for name in ("agent", "td_loss", "eval_steps", "minatar_model"):
+    del old[name]
+  old.update(minatar_conv_filters=[16, 16], minatar_fc_units=[128])
+  c = TrainConfig.from_json(json.dumps(old))
+  assert (c.agent, c.eval_steps, c.minatar_model) == ("c51", 0, "16-16/128")
+  with pytest.raises(ValueError, match="unknown field.* nonsense"):
+    TrainConfig.from_json(json.dumps(dict(old, nonsense=1)))
 
 
 def test_overrides_and_json_round_trip():
   c = make_config("minatar:asterix", "/tmp/r", "minatar", spectral="-1,-2L",
-                  num_steps=10, minatar_fc_units=[64, 32], sticky_action_prob=0.0,
+                  num_steps=10, minatar_model="16/64-32", sticky_action_prob=0.0,
                   batch_size=None)
-  assert c.num_steps == 10 and c.minatar_fc_units == (64, 32)
+  assert c.num_steps == 10 and c.minatar_model == "16/64-32"
   assert c.batch_size == 32  # None means "keep the preset's value"
   assert TrainConfig.from_json(c.to_json()) == c
 
@@ -52,7 +98,14 @@ def test_overrides_and_json_round_trip():
     ("minatar:breakout", dict(sticky_action_prob=-0.1), r"sticky_action_prob=-0.1"),
     ("minatar:breakout", dict(atari_protocol="x"), r"atari_protocol='x' .*paper, dopamine"),
     ("minatar:breakout", dict(min_q_value=5.0, max_q_value=1.0), r"max_q_value=1.0"),
-    ("minatar:breakout", dict(minatar_fc_units=(0,)), r"minatar_fc_units=\(0,\)"),
+    ("minatar:breakout", dict(minatar_model="16/0"), r"minatar_model='16/0' is not allowed; allowed: '<conv filters>/<hidden units>'"),
+    ("minatar:breakout", dict(minatar_model="/128"), r"minatar_model='/128'"),
+    ("minatar:breakout", dict(minatar_model="16-16/128", spectral="-5"),
+     r"spectral='-5': layer index -5 is out of range for a network with 4"),
+    ("minatar:breakout", dict(agent="ppo"), r"agent='ppo' .*allowed: dqn, c51"),
+    ("minatar:breakout", dict(td_loss="huber"), r"td_loss='huber' .*a DQN option"),
+    ("minatar:breakout", dict(agent="dqn", td_loss="l1"), r"td_loss='l1' .*allowed: mse, huber"),
+    ("minatar:breakout", dict(eval_steps=-1), r"eval_steps=-1 .*integer >= 0"),
     ("minatar:breakout", dict(seed=-1), r"seed=-1"),
     ("minatar:breakout", dict(learning_starts=-1), r"learning_starts=-1"),
     ("minatar:breakout", dict(leave_smaller="yes"), r"leave_smaller='yes'"),

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from sn_tf.agents import c51
+from sn_tf.agents import build_learner
 from sn_tf.config import make_config
 from sn_tf.envs import make_env
 from sn_tf.export import PolicyExporter, ServingPolicy, read_metadata
@@ -71,14 +71,18 @@ def _run(script, *args, legacy_keras):
   return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("env_id,preset", [("minatar:breakout", "minatar"),
-                                           ("atari:Pong", "atari")])
-def test_every_export_form_acts_like_the_policy_in_memory(tmp_path, env_id, preset):
-  config = make_config(env_id, str(tmp_path / "run"), preset, spectral="-2")
+@pytest.mark.parametrize("env_id,preset,agent", [
+    ("minatar:breakout", "minatar", "c51"), ("atari:Pong", "atari", "c51"),
+    ("minatar:breakout", "minatar_dqn", "dqn")])
+def test_every_export_form_acts_like_the_policy_in_memory(tmp_path, env_id,
+                                                          preset, agent):
+  config = make_config(env_id, str(tmp_path / "run"), preset, spectral="-2",
+                       agent=agent)
   env = make_env(env_id, seed=0, training=False)
   spec = env.observation_spec()
-  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                                   tensor_spec.from_spec(env.action_spec()))
+  learner = build_learner(config, tensor_spec.from_spec(env.time_step_spec()),
+                          tensor_spec.from_spec(env.action_spec()))
+  network = learner.online_network
   # Weights far from their initial values, and u, v converged for them, so
   # the greedy actions differ between observations.
   rng = np.random.default_rng(0)
@@ -88,15 +92,12 @@ def test_every_export_form_acts_like_the_policy_in_memory(tmp_path, env_id, pres
     network(tf.zeros([1] + list(spec.shape), spec.dtype), training=True)
   observations = rng.integers(int(spec.minimum), int(spec.maximum) + 1,
                               size=[32] + list(spec.shape)).astype(spec.dtype)
-  q_in_memory = c51.q_values_fn(network, config.min_q_value, config.max_q_value)(
-      tf.constant(observations)).numpy()
+  q_in_memory = learner.q_values(tf.constant(observations)).numpy()
   actions = q_in_memory.argmax(axis=-1).tolist()
   assert len(set(actions)) > 1  # a policy that does not ignore its input
 
-  serving = ServingPolicy(c51.q_values_fn(network, config.min_q_value,
-                                          config.max_q_value),
-                          network.variables, spec)
-  export = PolicyExporter(agent.policy, serving, agent.train_step_counter,
+  serving = ServingPolicy(learner.q_values, network.variables, spec)
+  export = PolicyExporter(learner.policy, serving, learner.train_step_counter,
                           {"env": env_id}).export(str(tmp_path / "export"))
   metadata = read_metadata(export)
   assert (metadata["saved_model"], metadata["tflite"]) == ("serving", "policy.tflite")
@@ -108,7 +109,9 @@ def test_every_export_form_acts_like_the_policy_in_memory(tmp_path, env_id, pres
   assert plain["keras"].startswith("keras")  # Keras 3 was the active tf.keras
   assert plain["actions"] == actions
   assert plain["tflite_actions"] == actions
-  np.testing.assert_allclose(plain["q_values"], q_in_memory, rtol=1e-5, atol=1e-6)
+  # The SavedModel's graph (fused kernels) against eager ops: float32
+  # rounding, ~1e-4 on Atari's 3136 x 512 layer with Q-values up to 10.
+  np.testing.assert_allclose(plain["q_values"], q_in_memory, rtol=1e-4, atol=1e-4)
   # TFLite's own (XNNPACK) kernels: Q-values agree to 1e-3 on a [-10, 10] support.
   np.testing.assert_allclose(plain["tflite_q_values"], q_in_memory, rtol=0, atol=1e-3)
   assert _run(TF_AGENTS, export, obs_file, legacy_keras=True)["actions"] == actions

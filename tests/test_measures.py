@@ -6,6 +6,7 @@ import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
 from sn_tf import measures
+from sn_tf.agents import c51
 from sn_tf.networks import minatar_network
 from sn_tf.replay import UniformReplay
 
@@ -66,7 +67,7 @@ def _numpy_q(net, x):
 
 def test_network_jacobian_matches_float64_central_differences():
   net, _ = _breakout_net()
-  q_fn = measures.c51_q_fn(net, -10.0, 10.0)
+  q_fn = c51.q_values_fn(net, -10.0, 10.0)
   x = _states(2).astype(np.float64)
   np.testing.assert_allclose(_numpy_q(net, x), q_fn(x.astype(np.float32)).numpy(),
                              rtol=1e-5, atol=1e-6)  # the reference is the net
@@ -85,7 +86,7 @@ def test_network_jacobian_matches_float64_central_differences():
 
 def test_power_iteration_converges_to_exact_on_the_network():
   net, _ = _breakout_net()
-  q_fn = measures.c51_q_fn(net, -10.0, 10.0)
+  q_fn = c51.q_values_fn(net, -10.0, 10.0)
   x = _states(8, seed=1)
   exact = measures.jacobian_spectral_norms(q_fn, x, method="exact").numpy()
   power = measures.jacobian_spectral_norms(q_fn, x, method="power",
@@ -98,7 +99,7 @@ def test_power_iteration_converges_to_exact_on_the_network():
 
 def test_greedy_gradient_is_the_greedy_row_of_the_jacobian():
   net, _ = _breakout_net()
-  q_fn = measures.c51_q_fn(net, -10.0, 10.0)
+  q_fn = c51.q_values_fn(net, -10.0, 10.0)
   x = _states(5, seed=2)
   jac = measures.input_jacobian(q_fn, x).numpy()
   greedy = q_fn(tf.cast(x, tf.float32)).numpy().argmax(axis=1)
@@ -160,9 +161,11 @@ def test_network_measures_compiled_and_states_drawn_without_touching_replay():
   assert drawn.shape == (16, 10, 10, 4)
   assert all(any((d == s).all() for s in states[:30]) for d in drawn)
   np.testing.assert_array_equal(drawn, measures.draw_states(replay, 16, seed=0))
-  values = measures.NetworkMeasures(net, obs_spec, -10.0, 10.0)(drawn)
+  values = measures.NetworkMeasures(
+      c51.q_values_fn(net, -10.0, 10.0),
+      lambda x: net.penultimate_features(x, training=False), obs_spec)(drawn)
   assert set(values) == set(measures.NetworkMeasures.NAMES)
-  q_fn = measures.c51_q_fn(net, -10.0, 10.0)
+  q_fn = c51.q_values_fn(net, -10.0, 10.0)
   grad = measures.greedy_gradient_norms(q_fn, drawn).numpy()
   np.testing.assert_allclose(values["smooth/grad_norm_mean"], grad.mean(), rtol=1e-5)
   np.testing.assert_allclose(values["smooth/grad_norm_max"], grad.max(), rtol=1e-5)

@@ -38,10 +38,18 @@ def test_epsilon_schedule():
   assert linear_epsilon(10_000, c) == pytest.approx(0.1)
 
 
-def test_resume_equals_uninterrupted_run(tmp_path):
-  full = train(tiny_config(tmp_path / "full"))
-  train(tiny_config(tmp_path / "split", num_steps=400))
-  split = train(tiny_config(tmp_path / "split"))  # resumes at step 400
+# DQN as the paper's MinAtar studies run it: an update every 4 steps, an
+# evaluation by steps.
+DQN = dict(agent="dqn", update_period=4, target_update_period=48,
+           eval_episodes=0, eval_steps=300)
+
+
+@pytest.mark.parametrize("agent", ["c51", "dqn"])
+def test_resume_equals_uninterrupted_run(tmp_path, agent):
+  extra = DQN if agent == "dqn" else {}
+  full = train(tiny_config(tmp_path / "full", **extra))
+  train(tiny_config(tmp_path / "split", num_steps=400, **extra))
+  split = train(tiny_config(tmp_path / "split", **extra))  # resumes at step 400
   a, b = rows(tmp_path / "full"), rows(tmp_path / "split")
   assert [r["step"] for r in a] == [r["step"] for r in b] == ["200", "400", "600"]
   for ra, rb in zip(a, b):
@@ -75,13 +83,13 @@ def test_outputs_and_config_guard(tmp_path):
 
 def test_loss_decreases_on_a_fixed_batch(tmp_path):
   from tf_agents.specs import tensor_spec
-  from sn_tf.agents import c51
+  from sn_tf.agents import build_learner, c51
   from sn_tf.envs import make_env
   config = tiny_config(tmp_path, lr=1e-3, target_update_period=10_000)
   env = make_env(config.env, seed=0, training=True)
-  agent, _ = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                             tensor_spec.from_spec(env.action_spec()))
-  step = c51.make_train_fn(agent, clip_rewards=False)
+  learner = build_learner(config, tensor_spec.from_spec(env.time_step_spec()),
+                          tensor_spec.from_spec(env.action_spec()))
+  step = learner.compiled_update()
   rng = np.random.default_rng(0)
   obs = (rng.random((16, 10, 10, 4)) > 0.7).astype(np.uint8)
   batch = dict(obs=obs, next_obs=np.roll(obs, 1, axis=0),
@@ -92,8 +100,8 @@ def test_loss_decreases_on_a_fixed_batch(tmp_path):
   # With a fixed target network and batch, the loss is H(m) + KL(m || p): it
   # can only fall to the entropy H(m) of the projected target m.
   from sn_tf.agents.losses import categorical_projection
-  support = agent._support
-  probs = tf.nn.softmax(agent._target_q_network(batch["next_obs"])[0])
+  support = c51.support(51, -10.0, 10.0)
+  probs = tf.nn.softmax(learner.target_network(batch["next_obs"])[0])
   best = tf.argmax(tf.reduce_sum(probs * support, -1), -1, output_type=tf.int32)
   m = categorical_projection(
       batch["reward"][:, None] + 0.99 * batch["discount"][:, None] * support,
@@ -107,18 +115,18 @@ def test_exported_policy_matches_in_memory_policy(tmp_path):
   result = train(tiny_config(root, num_steps=200))
   # In-memory greedy actions of the final network, from a fresh build + restore.
   from tf_agents.specs import tensor_spec
-  from sn_tf.agents import c51
+  from sn_tf.agents import build_learner
   from sn_tf.checkpointing import RunCheckpointer
   from sn_tf.envs import make_env
   from sn_tf.replay import UniformReplay
   config = tiny_config(root, num_steps=200)
   env = make_env(config.env, seed=0, training=True)
-  agent, net = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                               tensor_spec.from_spec(env.action_spec()))
-  agent._optimizer.build(net.trainable_variables)
-  RunCheckpointer(str(root / "checkpoints"), {"agent": agent}).restore_latest(
-      UniformReplay.load)
-  greedy = c51.make_greedy_fn(net, env.observation_spec(), -10.0, 10.0)
+  learner = build_learner(config, tensor_spec.from_spec(env.time_step_spec()),
+                          tensor_spec.from_spec(env.action_spec()))
+  net = learner.online_network
+  RunCheckpointer(str(root / "checkpoints"),
+                  learner.checkpoint_objects()).restore_latest(UniformReplay.load)
+  greedy = learner.compiled_greedy_actions()
   rng = np.random.default_rng(5)
   obs = (rng.random((64, 10, 10, 4)) > 0.6).astype(np.uint8)
   want = greedy(obs).numpy()
@@ -156,7 +164,7 @@ def test_atari_smoke_run(tmp_path, num_envs):
   result = train(config)
   assert result["step"] == 120
   # One update per 4 env steps after step 40, whatever num_envs is.
-  assert _restored_agent(config)[0].train_step_counter.numpy() == 20
+  assert _restored_learner(config).train_step_counter.numpy() == 20
   assert np.isfinite(float(result["loss"]))
   assert float(result["sigma/dense3"]) > 0  # the 3136 -> 512 layer
   # Atari measures: power-iteration Jacobian norm on raw 0-255 pixels.
@@ -165,7 +173,8 @@ def test_atari_smoke_run(tmp_path, num_envs):
   assert os.path.isdir(result["policy_dir"])
 
 
-def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("agent", ["c51", "dqn"])
+def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path, agent):
   """A run SIGKILLed at a random env step after its first checkpoint resumes.
 
   The moment is drawn from a seeded generator and delivered by the fault hook
@@ -173,8 +182,9 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
   the machine is.
   """
   from sn_tf import faults  # pylint: disable=g-import-not-at-top
+  extra = DQN if agent == "dqn" else {}
   reference = tmp_path / "reference"
-  train(tiny_config(reference))
+  train(tiny_config(reference, **extra))
   root = tmp_path / "killed"
   args = [sys.executable, os.path.join(os.path.dirname(__file__), "..",
                                         "launchers", "train.py"),
@@ -184,6 +194,7 @@ def test_sigkill_then_rerun_matches_uninterrupted_run(tmp_path):
           "--target_update_period=50", "--epsilon_decay_steps=300",
           "--log_every=100", "--eval_max_episode_steps=200",
           "--checkpoint_every=50"]
+  args += [f"--{k}={v}" for k, v in extra.items()]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   env.pop(faults.ENV, None)
   kill_step = int(np.random.default_rng(13).integers(51, 600))
@@ -235,37 +246,37 @@ def test_second_process_on_same_root_dir_is_refused(tmp_path):
   assert result["step"] == 10
 
 
-def _restored_agent(config):
-  """A fresh agent restored from the newest checkpoint of ``config``'s run."""
+def _restored_learner(config):
+  """A fresh learner restored from the newest checkpoint of ``config``'s run."""
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
+  from sn_tf.agents import build_learner  # pylint: disable=g-import-not-at-top
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   env = make_env(config.env, seed=0, training=True)
-  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                                   tensor_spec.from_spec(env.action_spec()))
+  learner = build_learner(config, tensor_spec.from_spec(env.time_step_spec()),
+                          tensor_spec.from_spec(env.action_spec()))
   ckpt = sorted(os.listdir(os.path.join(config.root_dir, "checkpoints")))[-1]
-  tf.train.Checkpoint(agent=agent).read(os.path.join(
+  tf.train.Checkpoint(**learner.checkpoint_objects()).read(os.path.join(
       config.root_dir, "checkpoints", ckpt, "tf")).expect_partial()
-  return agent, network
+  return learner
 
 
 def _straightforward_run(config):
   """The training loop written plainly: a tf.function call to act, then
-  ``agent.train`` on a TF-Agents Trajectory (``make_train_fn(lean=False)``).
+  ``agent.train`` on a TF-Agents Trajectory (``compiled_update(reference=True)``).
 
   Returns the losses and the final online-network variables.
   """
   from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
-  from sn_tf.agents import c51  # pylint: disable=g-import-not-at-top
+  from sn_tf.agents import build_learner  # pylint: disable=g-import-not-at-top
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   from sn_tf.replay import UniformReplay  # pylint: disable=g-import-not-at-top
   tf.keras.utils.set_random_seed(config.seed)
   env = make_env(config.env, seed=config.seed, training=True)
-  agent, network = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                                   tensor_spec.from_spec(env.action_spec()))
-  greedy = c51.make_greedy_fn(network, env.observation_spec(), config.min_q_value,
-                              config.max_q_value)
-  train_step = c51.make_train_fn(agent, config.clip_rewards, lean=False)
+  learner = build_learner(config, tensor_spec.from_spec(env.time_step_spec()),
+                          tensor_spec.from_spec(env.action_spec()))
+  network = learner.online_network
+  greedy = learner.compiled_greedy_actions()
+  train_step = learner.compiled_update(reference=True)
   replay = UniformReplay(config.replay_capacity, env.observation_spec().shape,
                          env.observation_spec().dtype, seed=config.seed + 1)
   rng = np.random.default_rng([config.seed, 1])
@@ -287,16 +298,17 @@ def _straightforward_run(config):
   return losses, [v.numpy() for v in network.trainable_variables]
 
 
-@pytest.mark.parametrize("scheduler", ["none", "muleps"])
-def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler):
+@pytest.mark.parametrize("scheduler,agent", [("none", "c51"), ("muleps", "c51"),
+                                             ("none", "dqn"), ("divgrad", "dqn")])
+def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler, agent):
   """train() (one FlatCall for train + next action, lean update) makes the
   same updates as the plain loop: equal mean losses per eval window and equal
   final weights."""
-  spectral = "-2L" if scheduler == "muleps" else "-2"
+  spectral = "-2L" if scheduler != "none" else "-2"
   config = tiny_config(tmp_path / "run", num_steps=300, eval_every=100,
                        epsilon_decay_steps=100, target_update_period=20,
                        spectral=spectral, scheduler=scheduler,
-                       scheduler_layers="-2")
+                       scheduler_layers="-2", agent=agent)
   train(config)
   losses, weights = _straightforward_run(config)
   assert len(losses) == 200
@@ -304,7 +316,8 @@ def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler):
   got = [float(r["loss"]) for r in rows(config.root_dir)[1:]]
   np.testing.assert_allclose(got, windows, rtol=1e-5)
   # The run's final weights, from its last checkpoint.
-  agent, network = _restored_agent(config)
+  learner = _restored_learner(config)
+  network = learner.online_network
   for a, b in zip([v.numpy() for v in network.trainable_variables], weights):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
@@ -316,7 +329,7 @@ def test_num_envs_updates_and_resume(tmp_path):
             replay_capacity=1200, learning_starts=99, target_update_period=30)
   full = tiny_config(tmp_path / "full", **kw)
   train(full)
-  assert _restored_agent(full)[0].train_step_counter.numpy() == 600 - 99
+  assert _restored_learner(full).train_step_counter.numpy() == 600 - 99
   train(tiny_config(tmp_path / "split", **dict(kw, num_steps=300)))
   train(tiny_config(tmp_path / "split", **kw))
   a, b = rows(tmp_path / "full"), rows(tmp_path / "split")
@@ -344,9 +357,8 @@ def test_measures_are_logged_and_do_not_change_training(tmp_path):
   states = np.load(tmp_path / "on" / "measure_states.npy")
   assert states.shape == (64, 10, 10, 4) and states.dtype == np.uint8
   # The logged value is the measure of the final network on those states.
-  _, network = _restored_agent(tiny_config(tmp_path / "on", num_steps=400,
-                                           measure_states=64))
-  q_fn = measures.c51_q_fn(network, -10.0, 10.0)
+  q_fn = _restored_learner(tiny_config(tmp_path / "on", num_steps=400,
+                                       measure_states=64)).q_values
   grad = measures.greedy_gradient_norms(q_fn, states).numpy()
   np.testing.assert_allclose(float(on["smooth/grad_norm_mean"]), grad.mean(),
                              rtol=1e-5)

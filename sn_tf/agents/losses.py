@@ -1,10 +1,13 @@
-"""The C51 target projection and loss as pure functions (Bellemare et al. 2017).
+"""The losses of C51 (Bellemare et al. 2017) and DQN (Mnih et al. 2015) as
+pure functions.
 
 Notation: ``B`` batch, ``A`` actions, ``N`` atoms, support ``z [N]`` evenly
 spaced on ``[v_min, v_max]``.
 """
 
 import tensorflow as tf
+
+from sn_tf.config import TD_LOSSES
 
 
 def categorical_projection(target_support: tf.Tensor, probabilities: tf.Tensor,
@@ -33,26 +36,19 @@ def categorical_projection(target_support: tf.Tensor, probabilities: tf.Tensor,
   return tf.reduce_sum(weights * probabilities[:, None, :], axis=-1)
 
 
-def c51_loss(online_logits: tf.Tensor, actions: tf.Tensor,
-             target_logits: tf.Tensor, rewards: tf.Tensor, discounts: tf.Tensor,
-             support: tf.Tensor, gamma: float) -> tf.Tensor:
-  """Mean cross-entropy between projected targets and the online distribution.
-
-  The target is ``Phi(r + gamma * d * z, p_target(s', a*))`` with
+def c51_targets(target_logits: tf.Tensor, rewards: tf.Tensor,
+                discounts: tf.Tensor, support: tf.Tensor,
+                gamma: float) -> tf.Tensor:
+  """``[B, N]`` C51 target ``Phi(r + gamma * d * z, p_target(s', a*))`` with
   ``a* = argmax_a sum_z z p_target(s', a)`` (the target network's greedy
   action), without gradient.
 
   Args:
-    online_logits: ``[B, A, N]`` online logits at ``s``.
-    actions: ``[B]`` int actions taken at ``s``.
     target_logits: ``[B, A, N]`` target-network logits at ``s'``.
     rewards: ``[B]`` rewards.
     discounts: ``[B]`` 0 at terminal ``s'``, else 1.
     support: ``[N]``.
     gamma: discount factor.
-
-  Returns:
-    Scalar loss.
   """
   target_probs = tf.nn.softmax(target_logits)  # [B, A, N]
   q_next = tf.reduce_sum(target_probs * support, axis=-1)  # [B, A]
@@ -60,7 +56,62 @@ def c51_loss(online_logits: tf.Tensor, actions: tf.Tensor,
   next_probs = tf.gather(target_probs, best, batch_dims=1)  # [B, N]
   shifted = (rewards[:, None]
              + gamma * discounts[:, None] * support[None, :])  # [B, N]
-  target = tf.stop_gradient(categorical_projection(shifted, next_probs, support))
+  return tf.stop_gradient(categorical_projection(shifted, next_probs, support))
+
+
+def c51_loss(online_logits: tf.Tensor, actions: tf.Tensor,
+             targets: tf.Tensor) -> tf.Tensor:
+  """Mean cross-entropy between ``targets [B, N]`` (``c51_targets``) and the
+  online distribution of the taken action.
+
+  Args:
+    online_logits: ``[B, A, N]`` online logits at ``s``.
+    actions: ``[B]`` int actions taken at ``s``.
+    targets: ``[B, N]`` target distributions.
+
+  Returns:
+    Scalar loss.
+  """
   chosen = tf.gather(online_logits, tf.cast(actions, tf.int32), batch_dims=1)
   return tf.reduce_mean(
-      tf.nn.softmax_cross_entropy_with_logits(labels=target, logits=chosen))
+      tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=chosen))
+
+
+def dqn_targets(target_q_values: tf.Tensor, rewards: tf.Tensor,
+                discounts: tf.Tensor, gamma: float) -> tf.Tensor:
+  """``[B]`` 1-step DQN targets ``r + gamma * d * max_a Q_target(s', a)``.
+
+  Args:
+    target_q_values: ``[B, A]`` target-network Q-values at ``s'``.
+    rewards, discounts: ``[B]`` (discount 0 at terminal ``s'``, else 1).
+    gamma: discount factor.
+  """
+  return tf.stop_gradient(
+      rewards + gamma * discounts * tf.reduce_max(target_q_values, axis=-1))
+
+
+def dqn_loss(online_q_values: tf.Tensor, actions: tf.Tensor,
+             targets: tf.Tensor, td_loss: str = "mse") -> tf.Tensor:
+  """Mean over the batch of the TD-error loss at the taken actions.
+
+  With ``delta = targets - Q(s, a)``: ``"mse"`` is ``delta^2`` (PyTorch's
+  ``mse_loss``, the paper's MinAtar studies), ``"huber"`` is ``delta^2 / 2``
+  for ``|delta| <= 1`` and ``|delta| - 1/2`` beyond (Huber with threshold 1,
+  TF-Agents' default and Dopamine's).
+
+  Args:
+    online_q_values: ``[B, A]``.
+    actions: ``[B]`` int actions taken.
+    targets: ``[B]`` (``dqn_targets``).
+    td_loss: ``"mse"`` or ``"huber"``.
+  """
+  if td_loss not in TD_LOSSES:
+    raise ValueError(f"td_loss={td_loss!r} is not allowed; allowed: "
+                     f"{', '.join(TD_LOSSES)}.")
+  chosen = tf.gather(online_q_values, tf.cast(actions, tf.int32), batch_dims=1)
+  delta = targets - chosen
+  if td_loss == "mse":
+    return tf.reduce_mean(tf.square(delta))
+  size = tf.abs(delta)
+  quadratic = tf.minimum(size, 1.0)
+  return tf.reduce_mean(0.5 * tf.square(quadratic) + (size - quadratic))

@@ -1,48 +1,24 @@
-"""C51 Q-networks with spectrally normalised layers (docs/protocol.md#c51-agent;
-layer indices: docs/layers.md#selection-grammar).
+"""The C51 Q-network: ``num_atoms`` logits per action (Bellemare et al. 2017)."""
 
-Every conv and dense layer is an SN layer: the ones the selection grammar
-names are normalised, all others run track-only, so the sigma of every layer
-is always available for logging.
-"""
-
-from typing import List, Sequence, Tuple
+from typing import Sequence
 
 import tensorflow as tf
-from tf_agents.networks import network
-from tf_agents.specs import tensor_spec
 
-from sn_tf.layers import SNConv2D, SNDense
-from sn_tf.networks.layer_selection import LayerSelection, parse_layer_selection
-
-ConvSpec = Tuple[int, int, int]  # (filters, kernel size, stride)
+from sn_tf.networks.q_network import ConvSpec, SNQNetwork
 
 
-class SNCategoricalQNetwork(network.Network):
-  """Conv stack -> dense stack -> ``A * num_atoms`` logits, ReLU between.
+class SNCategoricalQNetwork(SNQNetwork):
+  """``SNQNetwork`` whose output layer has ``A * num_atoms`` units.
 
-  ``observation [B, H, W, C]`` (any numeric or bool dtype) is cast to float32
-  and multiplied by ``obs_scale``; convs use VALID padding; the last layer has
-  no activation. Output: ``(logits [B, num_actions, num_atoms], ())``.
-
-  Layers are named ``conv<i>`` / ``dense<i>`` with ``i`` their index in the
-  selection grammar (the output layer is ``dense<n-1>``). Weights use Keras'
-  default Xavier-uniform kernels and zero biases, as the reference code.
-
-  Built from plain arguments only, so ``Network.copy()`` (the target network)
-  creates new layers and never shares them with the online network.
+  Output: ``(logits [B, num_actions, num_atoms], ())``; the expected Q-value
+  of action ``a`` is ``sum_z z softmax(logits[:, a])_z`` over the support.
 
   Args:
-    input_tensor_spec: observation ``TensorSpec`` ``[H, W, C]``.
-    action_spec: scalar ``BoundedTensorSpec`` of discrete actions.
-    conv_layers: ``(filters, kernel, stride)`` per conv layer.
-    fc_units: units per hidden dense layer.
-    num_atoms: atoms of the categorical distribution.
-    spectral: layer-selection spec of the layers to normalise
-      (docs/layers.md#selection-grammar).
-    obs_scale: multiplier applied after the cast (1/255 for Atari).
-    conv_norm: ``"operator"`` or ``"reshape"`` (see ``SNConv2D``).
-    lipschitz_k, leave_smaller, power_iterations: passed to every SN layer.
+    input_tensor_spec, action_spec: as ``SNQNetwork``.
+    num_atoms: atoms of the categorical distribution (>= 2).
+    Other arguments: as ``SNQNetwork``. They are spelled out, not passed as
+    ``**kwargs``: TF-Agents' ``Network.copy`` (the target network) rebuilds
+    a network from its named constructor arguments.
   """
 
   def __init__(self, input_tensor_spec, action_spec, *,
@@ -58,150 +34,19 @@ class SNCategoricalQNetwork(network.Network):
                divout_layers: str = "none",
                bias_scaling: bool = False,
                name: str = "SNCategoricalQNetwork"):
-    super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(),
-                     name=name)
-    if not isinstance(action_spec, tensor_spec.BoundedTensorSpec):
-      raise TypeError(f"action_spec must be a BoundedTensorSpec, got {action_spec}.")
-    if action_spec.shape.rank != 0:
-      raise ValueError(f"action_spec must be scalar, got shape {action_spec.shape}.")
     if not isinstance(num_atoms, int) or num_atoms < 2:
       raise ValueError(f"num_atoms must be an integer >= 2, got {num_atoms!r}.")
-    self._num_actions = int(action_spec.maximum - action_spec.minimum + 1)
-    self._num_atoms = num_atoms
-    self._obs_scale = float(obs_scale)
-    conv_layers = tuple(tuple(c) for c in conv_layers)
-    fc_units = tuple(fc_units)
-    num_layers = len(conv_layers) + len(fc_units) + 1
-    self._selection = parse_layer_selection(spectral, num_layers)
-    sn_args = dict(lipschitz_k=lipschitz_k, leave_smaller=leave_smaller,
-                   power_iterations=power_iterations)
-
-    self._sn_layers: List[tf.keras.layers.Layer] = []
-    for i, (filters, kernel, stride) in enumerate(conv_layers):
-      self._sn_layers.append(SNConv2D(
-          filters, kernel, strides=stride, padding="valid",
-          norm=conv_norm, active=i in self._selection.normalised,
-          name=f"conv{i}", **sn_args))
-    self._flatten = tf.keras.layers.Flatten()
-    for j, units in enumerate(fc_units + (self._num_actions * num_atoms,)):
-      i = len(conv_layers) + j
-      self._sn_layers.append(SNDense(
-          units, active=i in self._selection.normalised, name=f"dense{i}",
-          **sn_args))
-    self._num_conv = len(conv_layers)
-    if not isinstance(bias_scaling, bool):
-      raise ValueError(f"bias_scaling must be True or False, got {bias_scaling!r}.")
-    self._bias_scaling = bias_scaling
-    self._lipschitz_k = float(lipschitz_k)
-    self._leave_smaller = leave_smaller
-    divout = parse_layer_selection(divout_layers, num_layers,
-                                   flag="scheduler_layers")
-    self._divout_rho = None
-    if divout.selected:
-      from sn_tf.schedulers import SpectralRho  # pylint: disable=g-import-not-at-top
-      self._divout_rho = SpectralRho(
-          [self._sn_layers[i] for i in sorted(divout.selected)],
-          lipschitz_k=lipschitz_k, leave_smaller=leave_smaller)
+    super().__init__(
+        input_tensor_spec, action_spec, conv_layers=conv_layers,
+        fc_units=fc_units, spectral=spectral, obs_scale=obs_scale,
+        conv_norm=conv_norm, lipschitz_k=lipschitz_k,
+        leave_smaller=leave_smaller, power_iterations=power_iterations,
+        divout_layers=divout_layers, bias_scaling=bias_scaling, name=name,
+        outputs_per_action=num_atoms)
 
   @property
   def num_atoms(self) -> int:
-    return self._num_atoms
+    return self._outputs_per_action
 
-  @property
-  def num_actions(self) -> int:
-    return self._num_actions
-
-  @property
-  def selection(self) -> LayerSelection:
-    return self._selection
-
-  @property
-  def sn_layers(self) -> List[tf.keras.layers.Layer]:
-    """The conv/dense layers in grammar order (index i is layer i)."""
-    return list(self._sn_layers)
-
-  def create_variables(self, input_tensor_spec=None, **kwargs):
-    """Builds the variables with one call on an all-zeros observation.
-
-    ``Network.create_variables`` calls the network on a random sample of the
-    observation spec, and TF-Agents 0.19's sampler adds 1 to the spec's
-    maximum in the spec's own dtype: under NumPy 2 (NEP 50 promotion) a uint8
-    maximum of 255 wraps to 0 and sampling fails ("Need minval < maxval"),
-    so Atari networks (0-255 pixels) could not be built. A zero observation
-    creates the same variables and needs no sampling.
-
-    Returns:
-      The output spec, ``[num_actions, num_atoms]`` logits (unbatched).
-    """
-    if self._network_output_spec is None:
-      spec = (self.input_tensor_spec if self.input_tensor_spec is not None
-              else input_tensor_spec)
-      zeros = tf.zeros([1] + list(spec.shape), spec.dtype)
-      logits, _ = self(zeros, step_type=tf.zeros([1], tf.int32), **kwargs)
-      self._network_output_spec = tf.TensorSpec(logits.shape[1:], logits.dtype)
-    return self._network_output_spec
-
-  def call(self, observation, step_type=None, network_state=(), training=False):
-    del step_type  # unused: the network is feed-forward
-    _, x = self._forward(observation, training)
-    if self._divout_rho is not None:  # rho from this call's power iteration
-      x = x / self._divout_rho()
-    logits = tf.reshape(x, [-1, self._num_actions, self._num_atoms])
-    return logits, network_state
-
-  def penultimate_features(self, observation, training=False):
-    """Post-ReLU input of the output layer, ``[B, F]`` (the srank of docs/measures.md)."""
-    features, _ = self._forward(observation, training)
-    return features
-
-  def _forward(self, observation, training):
-    """``(features [B, F], outputs [B, A * num_atoms])`` before DivOut."""
-    x = tf.cast(observation, tf.float32)
-    if self._obs_scale != 1.0:
-      x = x * self._obs_scale
-    scale = tf.constant(1.0)  # product of the SN divisors so far
-    last = len(self._sn_layers) - 1
-    for i, layer in enumerate(self._sn_layers):
-      if i == self._num_conv:
-        x = self._flatten(x)
-      if i == last:  # the output layer is dense, so x is flat here
-        features = x
-      x = layer(x, training=training)  # W_hat x + b, no activation
-      if self._bias_scaling:
-        if i in self._selection.normalised:
-          divisor = layer.spectral_norm_estimate() / self._lipschitz_k
-          if self._leave_smaller:
-            divisor = tf.maximum(divisor, 1.0)
-          scale = scale * divisor
-        x = x - layer.bias * (1.0 - 1.0 / scale)  # b -> b / scale
-      if i < last:
-        x = tf.nn.relu(x)
-    return features, x
-
-
-def minatar_network(input_tensor_spec, action_spec, *,
-                    conv_filters: Sequence[int] = (16,),
-                    fc_units: Sequence[int] = (128,), **kwargs):
-  """The MinAtar C51 net (docs/protocol.md#c51-agent): Conv(16, 3x3, s1) -> Dense(128) -> A*51.
-
-  Depth and width vary through ``conv_filters`` (one 3x3 stride-1 conv per
-  entry) and ``fc_units`` (one hidden dense layer per entry), as the paper does.
-  """
-  return SNCategoricalQNetwork(
-      input_tensor_spec, action_spec,
-      conv_layers=[(f, 3, 1) for f in conv_filters], fc_units=fc_units,
-      name="MinAtarNetwork", **kwargs)
-
-
-NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
-
-
-def atari_network(input_tensor_spec, action_spec, **kwargs):
-  """The Nature DQN net (docs/protocol.md#c51-agent) with C51 head; input divided by 255.
-
-  Conv(32,8,s4) -> Conv(64,4,s2) -> Conv(64,3,s1) -> Dense(512) -> A*51; the
-  headline ``-2`` is the 3136 -> 512 dense layer on 84x84 inputs.
-  """
-  return SNCategoricalQNetwork(
-      input_tensor_spec, action_spec, conv_layers=NATURE_CONVS,
-      fc_units=(512,), obs_scale=1.0 / 255.0, name="AtariNetwork", **kwargs)
+  def _head(self, outputs):
+    return tf.reshape(outputs, [-1, self.num_actions, self.num_atoms])

@@ -9,10 +9,11 @@ into a freshly built buffer after checking their shapes and dtypes.
 
 import json
 import os
-import tempfile
 from typing import Any, Dict, Mapping, Sequence, Tuple, Union
 
 import numpy as np
+
+from sn_tf import files
 
 PathType = Union[str, "os.PathLike[str]"]
 
@@ -39,33 +40,8 @@ def atomic_savez(path: PathType, metadata: Mapping[str, Any],
   """
   if "metadata" in arrays:
     raise ValueError("'metadata' is reserved for the metadata entry.")
-  path = os.fspath(path)
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp_path = tempfile.mkstemp(
-      dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      np.savez(f, metadata=np.array(json.dumps(dict(metadata))), **arrays)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp_path, path)
-  except BaseException:
-    try:
-      os.remove(tmp_path)
-    except FileNotFoundError:
-      pass
-    raise
-  # Make the rename itself durable (best effort: not every OS allows it).
-  try:
-    dir_fd = os.open(directory, os.O_RDONLY)
-  except OSError:
-    return
-  try:
-    os.fsync(dir_fd)
-  except OSError:
-    pass
-  finally:
-    os.close(dir_fd)
+  with files.atomic_write(path, "wb") as f:
+    np.savez(f, metadata=np.array(json.dumps(dict(metadata))), **arrays)
 
 
 def read_npz(path: PathType, kind: str, format_version: int,

@@ -15,6 +15,8 @@ from typing import Any, Dict, List, Tuple, Type
 
 import numpy as np
 
+from sn_tf import files
+
 from sn_tf.replay._base import _check_int
 from sn_tf.replay.frame_stack import FrameStackReplay
 from sn_tf.replay.uniform import UniformReplay
@@ -106,12 +108,8 @@ class MultiStreamReplay:
                 stream_class=self._stream_cls.__name__,
                 num_streams=len(self._streams), seed=self._seed,
                 rng_state=self._rng.bit_generator.state)
-    tmp = _meta_path(path) + ".tmp"
-    with open(tmp, "w") as f:
+    with files.atomic_write(_meta_path(path)) as f:
       json.dump(meta, f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, _meta_path(path))
 
   @classmethod
   def load(cls, path: str) -> "MultiStreamReplay":

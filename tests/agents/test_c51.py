@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 from tf_agents.specs import tensor_spec
 
-from sn_tf.agents import c51
-from sn_tf.agents.losses import c51_loss, categorical_projection
+from sn_tf.agents import build_learner
+from sn_tf.agents.losses import c51_loss, c51_targets, categorical_projection
 from sn_tf.config import make_config
 from sn_tf.envs import make_env
 
@@ -52,9 +52,9 @@ def test_loss_matches_reference():
   actions = rng.integers(0, a, b)
   rewards = rng.normal(size=b)
   discounts = rng.choice([0.0, 1.0], size=b)
-  got = float(c51_loss(tf.constant(online), tf.constant(actions),
-                       tf.constant(target), tf.constant(rewards),
-                       tf.constant(discounts), tf.constant(support), 0.9))
+  targets = c51_targets(tf.constant(target), tf.constant(rewards),
+                        tf.constant(discounts), tf.constant(support), 0.9)
+  got = float(c51_loss(tf.constant(online), tf.constant(actions), targets))
   p_t = np.exp(target) / np.exp(target).sum(-1, keepdims=True)
   best = (p_t * support).sum(-1).argmax(-1)
   m = projection_reference(rewards[:, None] + 0.9 * discounts[:, None] * support,
@@ -67,14 +67,15 @@ def test_loss_matches_reference():
 @pytest.mark.parametrize("spectral", ["none", "-2"])
 def test_lean_train_step_equals_agent_train(spectral):
   config = make_config("minatar:breakout", "/tmp/unused", "minatar",
-                       spectral=spectral, target_update_period=5, lr=1e-3)
+                       spectral=spectral, target_update_period=5, lr=1e-3,
+                       clip_rewards=True)
   env = make_env(config.env, seed=0, training=True)
   losses, weights = {}, {}
   for lean in (False, True):
     tf.keras.utils.set_random_seed(0)
-    agent, net = c51.build_agent(config, tensor_spec.from_spec(env.time_step_spec()),
-                                 tensor_spec.from_spec(env.action_spec()))
-    step = c51.make_train_fn(agent, clip_rewards=True, lean=lean)
+    learner = build_learner(config, tensor_spec.from_spec(env.time_step_spec()),
+                            tensor_spec.from_spec(env.action_spec()))
+    step = learner.compiled_update(reference=not lean)
     rng = np.random.default_rng(0)
     losses[lean] = []
     for _ in range(12):
@@ -85,8 +86,8 @@ def test_lean_train_step_equals_agent_train(spectral):
                    reward=rng.choice([0.0, 1.0, 3.0], 16).astype(np.float32),
                    discount=rng.choice([0.0, 1.0], 16).astype(np.float32))
       losses[lean].append(float(step(batch)))
-    weights[lean] = [v.numpy() for v in agent._target_q_network.variables]
-    assert int(agent.train_step_counter.numpy()) == 12
+    weights[lean] = [v.numpy() for v in learner.target_network.variables]
+    assert int(learner.train_step_counter.numpy()) == 12
   np.testing.assert_allclose(losses[True], losses[False], rtol=1e-6)
   for a, b in zip(weights[True], weights[False]):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

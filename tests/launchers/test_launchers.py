@@ -48,9 +48,13 @@ BAD = [
     (["--spectral=-1;-2"], r"malformed item"),
     (["--conv_norm=svd"], r"--conv_norm='svd' is not allowed; allowed: operator, reshape"),
     (["--lipschitz_k=-1"], r"--lipschitz_k=-1.0"),
-    (["--preset=atari"], r"--preset='atari' is not allowed; a minatar env needs preset minatar"),
+    (["--preset=atari"], r"--preset='atari' is not allowed; a minatar env needs preset minatar or minatar_dqn"),
     (["--sticky_action_prob=1.5"], r"--sticky_action_prob=1.5"),
-    (["--minatar_fc_units=128,x"], r"--minatar_fc_units=128,x: allowed: comma-separated integers"),
+    (["--minatar_model=16/128,x"], r"--minatar_model='16/128,x' is not allowed; allowed: '<conv filters>/<hidden units>'"),
+    (["--agent=dqn", "--minatar_model=16/128", "--spectral=-4"],
+     r"--spectral='-4': layer index -4 is out of range for a network with 3"),
+    (["--agent=dqn", "--td_loss=l2"], r"--td_loss='l2' is not allowed; allowed: mse, huber"),
+    (["--agent=dqn", "--eval_episodes=3", "--eval_steps=100"], r"--eval_steps=100 is not allowed; evaluate either"),
     (["--batch_size=64", "--replay_capacity=10"], r"--replay_capacity=10"),
 ]
 
@@ -63,6 +67,25 @@ def test_bad_flags_are_refused_with_flag_value_and_allowed(args, match, tmp_path
   with pytest.raises(app.UsageError, match=match):
     TRAIN.build_config()
   assert not (tmp_path / "r").exists()  # no work done
+
+
+def test_every_config_field_is_a_flag_with_its_help():
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from sn_tf.config import TrainConfig  # pylint: disable=g-import-not-at-top
+  for field in dataclasses.fields(TrainConfig):
+    assert field.name in flags.FLAGS, field.name
+    assert field.metadata["help"] in flags.FLAGS[field.name].help, field.name
+
+
+@pytest.mark.parametrize("args,preset,agent", [
+    ([], "minatar", "c51"), (["--agent=dqn"], "minatar_dqn", "dqn"),
+    (["--preset=minatar_dqn"], "minatar_dqn", "dqn"),
+    (["--agent=dqn", "--preset=minatar"], "minatar", "dqn"),
+    (["--env=atari:Pong", "--agent=dqn"], "atari", "dqn")])
+def test_default_preset_follows_env_and_agent(args, preset, agent, tmp_path):
+  parse(["--env=minatar:breakout", f"--root_dir={tmp_path / 'r'}"] + args)
+  config = TRAIN.build_config()
+  assert (config.preset, config.agent) == (preset, agent)
 
 
 def test_flag_type_errors_from_absl():

@@ -78,14 +78,12 @@ def test_sn_placement_and_every_layer_tracked(spec, active):
 
 def test_width_and_depth():
   obs_spec, act_spec = specs((10, 10, 4), 3)
-  net = minatar_network(obs_spec, act_spec, conv_filters=(8, 8), fc_units=(64, 32),
-                        spectral="-3")
+  net = minatar_network(obs_spec, act_spec, model="8-8/64-32", spectral="-3")
   logits, _ = net(tf.zeros((2, 10, 10, 4), tf.uint8))
   assert logits.shape == (2, 3, 51)
   assert len(net.sn_layers) == 5 and net.sn_layers[2].active
   with pytest.raises(ValueError, match="out of range for a network with 5"):
-    minatar_network(obs_spec, act_spec, conv_filters=(8, 8), fc_units=(64, 32),
-                    spectral="-6")
+    minatar_network(obs_spec, act_spec, model="8-8/64-32", spectral="-6")
 
 
 def test_bool_and_float_observations():

@@ -1,0 +1,293 @@
+"""The learner interface the training runner uses, shared by DQN and C51.
+
+A learner owns a TF-Agents agent of the DQN family (its online and target
+networks, optimiser with the spectral scheduler, train-step counter and
+periodic target update) and exposes what a training loop needs as public
+methods. Nothing outside ``sn_tf/agents`` touches the TF-Agents agent.
+
+Subclasses (one module per agent) build the network and the agent and
+supply three things: the Q-values of the network's output
+(``_q_from_outputs``), the target of a batch (``_targets``) and the loss
+against it (``_loss``). Everything else, the compiled train and act steps
+among it, is here.
+
+A replay batch is a dict of NumPy arrays (``sn_tf.replay``): ``obs [B, ...]``,
+``action [B]`` int32, ``reward [B]`` float32, ``discount [B]`` float32 (0 at
+true terminals) and ``next_obs [B, ...]``.
+"""
+
+import abc
+from typing import Any, Callable, Dict, List, Optional
+
+import tensorflow as tf
+from tf_agents.trajectories import time_step as ts
+from tf_agents.trajectories import trajectory
+
+from sn_tf import optimizers
+from sn_tf import schedulers
+from sn_tf.config import TrainConfig
+from sn_tf.envs import parse_env_id
+from sn_tf.networks import (SNQNetwork, atari_network, minatar_network,
+                            parse_layer_selection)
+
+
+def build_network(config: TrainConfig, observation_spec, action_spec,
+                  num_atoms: Optional[int]) -> SNQNetwork:
+  """The MinAtar (``config.minatar_model``) or Atari net of ``config``, with a
+  C51 head of ``num_atoms`` atoms or, with ``num_atoms=None``, a DQN head."""
+  kwargs = dict(num_atoms=num_atoms, spectral=config.spectral,
+                conv_norm=config.conv_norm, lipschitz_k=config.lipschitz_k,
+                leave_smaller=config.leave_smaller,
+                power_iterations=config.power_iterations,
+                divout_layers=(config.scheduler_layers
+                               if config.scheduler == "divout" else "none"))
+  if parse_env_id(config.env)[0] == "minatar":
+    return minatar_network(observation_spec, action_spec,
+                           model=config.minatar_model, **kwargs)
+  return atari_network(observation_spec, action_spec, **kwargs)
+
+
+def scheduler_rho(config: TrainConfig, network: SNQNetwork
+                  ) -> Optional[schedulers.SpectralRho]:
+  """rho over ``config.scheduler_layers`` of ``network``; None without scheduler."""
+  if config.scheduler == "none":
+    return None
+  selection = parse_layer_selection(config.scheduler_layers,
+                                    len(network.sn_layers), "scheduler_layers")
+  return schedulers.SpectralRho(
+      [network.sn_layers[i] for i in sorted(selection.selected)],
+      lipschitz_k=config.lipschitz_k, leave_smaller=config.leave_smaller)
+
+
+def build_optimizer(config: TrainConfig, rho: Optional[schedulers.SpectralRho]):
+  """Adam (reference or Keras epsilon placement), RMSprop or SGD, with the
+  DivGrad or MulEps scheduler of ``config`` reading ``rho``."""
+  divgrad = {}
+  if config.scheduler == "divgrad":
+    divgrad = dict(scope=config.scheduler_scope)
+    if config.scheduler_scope == "per_layer":
+      divgrad["layer_rhos"] = rho.per_layer()
+    else:
+      divgrad["rho"] = rho
+  if config.optimizer == "adam":
+    kwargs = dict(learning_rate=config.lr, epsilon=config.adam_eps,
+                  epsilon_placement=config.adam_epsilon_placement)
+    if config.scheduler == "divgrad":
+      return optimizers.DivGradAdam(**kwargs, **divgrad)
+    if config.scheduler == "muleps":
+      return optimizers.MulEpsAdam(rho=rho, **kwargs)
+    return optimizers.ReferenceAdam(**kwargs)
+  if config.optimizer == "rmsprop":
+    if config.scheduler == "divgrad":
+      if "rho" in divgrad:
+        divgrad["spectral_rho"] = divgrad.pop("rho")
+      return optimizers.DivGradRMSprop(learning_rate=config.lr, **divgrad)
+    return tf.keras.optimizers.RMSprop(learning_rate=config.lr)
+  if config.scheduler == "divgrad":
+    return optimizers.DivGradSGD(learning_rate=config.lr, **divgrad)
+  return tf.keras.optimizers.SGD(learning_rate=config.lr)
+
+
+def batch_signature(observation_spec) -> Dict[str, tf.TensorSpec]:
+  """The ``tf.TensorSpec`` of each key of a replay batch."""
+  obs = tf.TensorSpec([None] + list(observation_spec.shape), observation_spec.dtype)
+  return {"obs": obs, "next_obs": obs,
+          "action": tf.TensorSpec([None], tf.int32),
+          "reward": tf.TensorSpec([None], tf.float32),
+          "discount": tf.TensorSpec([None], tf.float32)}
+
+
+class Learner(abc.ABC):
+  """One agent's networks, optimiser and counters behind public methods.
+
+  Args:
+    config: the run's config (the agent's hyperparameters).
+    time_step_spec, action_spec: TF-Agents specs of the environment.
+  """
+
+  def __init__(self, config: TrainConfig, time_step_spec, action_spec):
+    self._config = config
+    self._observation_spec = time_step_spec.observation
+    self._online = self._build_network(time_step_spec.observation, action_spec)
+    self._online.create_variables()
+    self._rho = scheduler_rho(config, self._online)
+    self._optimizer = build_optimizer(config, self._rho)
+    self._target = self._online.copy(name="Target" + self._online.name)
+    self._target.create_variables()
+    self._agent = self._build_agent(time_step_spec, action_spec)
+    self._agent.initialize()
+    # Slots exist before a restore, so a checkpoint must match them all.
+    self._optimizer.build(self._online.trainable_variables)
+    self._compiled: Dict[str, Callable] = {}
+
+  # ---- What each agent supplies.
+
+  @abc.abstractmethod
+  def _build_network(self, observation_spec, action_spec) -> SNQNetwork:
+    """The online network (unbuilt)."""
+
+  @abc.abstractmethod
+  def _build_agent(self, time_step_spec, action_spec):
+    """The TF-Agents agent on ``self._online``, ``self._target`` and
+    ``self._optimizer``, whose ``update_target()`` copies online to target
+    every ``target_update_period // update_period`` train steps."""
+
+  @abc.abstractmethod
+  def _q_from_outputs(self, outputs: tf.Tensor) -> tf.Tensor:
+    """``[B, A]`` Q-values from the network's output."""
+
+  @abc.abstractmethod
+  def _targets(self, next_obs: tf.Tensor, reward: tf.Tensor,
+               discount: tf.Tensor) -> tf.Tensor:
+    """The (gradient-free) regression target of a batch, from the target
+    network in inference mode."""
+
+  @abc.abstractmethod
+  def _loss(self, outputs: tf.Tensor, action: tf.Tensor,
+            targets: tf.Tensor) -> tf.Tensor:
+    """Scalar loss of the online network's training-mode ``outputs`` at the
+    taken ``action`` against ``targets``."""
+
+  # ---- Parts.
+
+  @property
+  def config(self) -> TrainConfig:
+    return self._config
+
+  @property
+  def online_network(self) -> SNQNetwork:
+    return self._online
+
+  @property
+  def target_network(self) -> SNQNetwork:
+    return self._target
+
+  @property
+  def optimizer(self) -> tf.keras.optimizers.Optimizer:
+    return self._optimizer
+
+  @property
+  def train_step_counter(self) -> tf.Variable:
+    """Updates applied so far (int64)."""
+    return self._agent.train_step_counter
+
+  @property
+  def num_actions(self) -> int:
+    return self._online.num_actions
+
+  @property
+  def policy(self):
+    """The agent's greedy TF-Agents policy (what ``PolicySaver`` exports)."""
+    return self._agent.policy
+
+  def checkpoint_objects(self) -> Dict[str, Any]:
+    """The trackables of a ``tf.train.Checkpoint`` of this learner: networks
+    (u, v, sigma included), optimiser slots, counters."""
+    return {"agent": self._agent}
+
+  # ---- Values.
+
+  def q_values(self, observations) -> tf.Tensor:
+    """``[B, *obs] -> [B, A]`` Q-values of the online network in inference
+    mode (no power iteration). Any numeric input dtype (the network casts);
+    core TF ops only, so it exports as a plain SavedModel."""
+    outputs, _ = self._online.call(observations, training=False)
+    return self._q_from_outputs(outputs)
+
+  def greedy_actions(self, observations) -> tf.Tensor:
+    """``[B, *obs] -> [B]`` int32 argmax of ``q_values``."""
+    return tf.argmax(self.q_values(observations), axis=-1, output_type=tf.int32)
+
+  def sigmas(self) -> Dict[str, float]:
+    """``sigma/<layer>``: each conv/dense layer's stored power-iteration
+    estimate of its spectral norm, in grammar order."""
+    return {f"sigma/{layer.name}": float(layer.sigma.numpy())
+            for layer in self._online.sn_layers}
+
+  def rho(self) -> Optional[float]:
+    """The scheduler's rho now (docs/schedulers.md); None without one."""
+    return None if self._rho is None else float(self._rho().numpy())
+
+  # ---- Updates.
+
+  def update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """One gradient update on ``batch`` (uncompiled); returns the loss.
+
+    The same update as the TF-Agents agent's ``train`` (tests check it loss
+    for loss) with less work: one target-network pass, no ``Trajectory``.
+    Then the train-step counter and the periodic target copy advance.
+    """
+    reward = batch["reward"]
+    if self._config.clip_rewards:
+      reward = tf.clip_by_value(reward, -1.0, 1.0)
+    targets = tf.stop_gradient(
+        self._targets(batch["next_obs"], reward, batch["discount"]))
+    with tf.GradientTape() as tape:
+      outputs, _ = self._online(batch["obs"], training=True)
+      loss = self._loss(outputs, batch["action"], targets)
+    variables = self._online.trainable_weights
+    self._optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    self._agent.train_step_counter.assign_add(1)
+    with tf.control_dependencies([self._agent.update_target()]):
+      return tf.identity(loss)
+
+  def agent_update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """One update through the TF-Agents agent's own ``train`` (the
+    reference ``update`` is tested against); returns the loss."""
+    reward = batch["reward"]
+    if self._config.clip_rewards:
+      reward = tf.clip_by_value(reward, -1.0, 1.0)
+    discount = batch["discount"]
+    mid = tf.fill(tf.shape(discount), ts.StepType.MID)
+    # The transition ends in LAST where the next state is terminal.
+    next_type = tf.where(discount > 0, mid, tf.fill(tf.shape(mid), ts.StepType.LAST))
+    two = lambda a, b: tf.stack([a, b], axis=1)  # [B] x 2 -> [B, 2]
+    experience = trajectory.Trajectory(
+        step_type=two(mid, next_type),
+        observation=two(batch["obs"], batch["next_obs"]),
+        action=two(batch["action"], batch["action"]),
+        policy_info=(),
+        next_step_type=two(next_type, mid),
+        reward=two(reward, tf.zeros_like(reward)),
+        discount=two(discount, tf.ones_like(discount)))
+    return self._agent.train(experience).loss
+
+  # ---- Compiled steps (graph mode, fixed input signatures).
+
+  def compiled_greedy_actions(self) -> tf.types.experimental.GenericFunction:
+    """``greedy_actions`` as a ``tf.function``: ``[B, *obs] -> [B]``."""
+    return self._compile("greedy", self.greedy_actions, [self._obs_signature()])
+
+  def compiled_update(self, reference: bool = False):
+    """``update`` (or, with ``reference``, ``agent_update``) as a
+    ``tf.function``: ``batch -> loss``."""
+    if reference:
+      return self._compile("agent_update", self.agent_update,
+                           [batch_signature(self._observation_spec)])
+    return self._compile("update", self.update,
+                         [batch_signature(self._observation_spec)])
+
+  def compiled_update_and_act(self):
+    """``(batch, observations [B', *obs]) -> (loss, actions [B'])``: ``update``
+    and then the greedy actions for ``observations`` with the updated online
+    network, in one call. The loop's "learn at the end of step t, act at the
+    start of step t + 1" then costs one call instead of two."""
+
+    def update_and_act(batch, observations):
+      loss = self.update(batch)
+      with tf.control_dependencies([loss]):
+        return loss, self.greedy_actions(observations)
+
+    return self._compile("update_and_act", update_and_act,
+                         [batch_signature(self._observation_spec),
+                          self._obs_signature()])
+
+  def _obs_signature(self) -> tf.TensorSpec:
+    spec = self._observation_spec
+    return tf.TensorSpec([None] + list(spec.shape), spec.dtype)
+
+  def _compile(self, key: str, fn, signature: List[Any]):
+    if key not in self._compiled:
+      self._compiled[key] = tf.function(fn, input_signature=signature,
+                                        autograph=False)
+    return self._compiled[key]
