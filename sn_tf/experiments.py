@@ -18,6 +18,7 @@ import json
 import os
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
+from sn_tf import files
 from sn_tf import sweeps
 from sn_tf.config import make_config
 from sn_tf.sweeps import PlannedRun
@@ -141,7 +142,7 @@ def run_study(plan: Sequence[PlannedRun], out_dir: str, workers: int = 2,
     # Relative to out_dir, so a copied plan names no machine path.
     config["root_dir"] = os.path.relpath(run.config.root_dir, out_dir)
     entries.append({"name": run.name, "config": config})
-  with open(os.path.join(out_dir, "plan.json"), "w") as f:
+  with files.atomic_write(os.path.join(out_dir, "plan.json")) as f:
     json.dump(entries, f, indent=1)
   result = sweeps.run_plan(plan, out_dir, ray_address=ray_address,
                            num_cpus=workers, report=False, echo=echo)

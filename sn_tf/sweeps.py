@@ -106,14 +106,6 @@ def _coerce(key: str, value: Any) -> Any:
   hint = typing.get_type_hints(TrainConfig).get(key)
   if hint is str and isinstance(value, (int, float)) and not isinstance(value, bool):
     return str(value)
-  if key in ("minatar_conv_filters", "minatar_fc_units"):
-    if isinstance(value, int):
-      return (value,)
-    if isinstance(value, str):
-      try:
-        return tuple(int(v) for v in value.split(","))
-      except ValueError:
-        return value
   return value
 
 

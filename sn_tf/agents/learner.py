@@ -210,6 +210,19 @@ class Learner(abc.ABC):
 
   # ---- Updates.
 
+  def loss(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """The loss ``update`` minimises on ``batch``, without updating (the
+    online forward pass is in training mode, so power iteration advances)."""
+    targets = tf.stop_gradient(self._targets(
+        batch["next_obs"], self._rewards(batch), batch["discount"]))
+    outputs, _ = self._online(batch["obs"], training=True)
+    return self._loss(outputs, batch["action"], targets)
+
+  def _rewards(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
+    if self._config.clip_rewards:
+      return tf.clip_by_value(batch["reward"], -1.0, 1.0)
+    return batch["reward"]
+
   def update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
     """One gradient update on ``batch`` (uncompiled); returns the loss.
 
@@ -217,11 +230,8 @@ class Learner(abc.ABC):
     for loss) with less work: one target-network pass, no ``Trajectory``.
     Then the train-step counter and the periodic target copy advance.
     """
-    reward = batch["reward"]
-    if self._config.clip_rewards:
-      reward = tf.clip_by_value(reward, -1.0, 1.0)
-    targets = tf.stop_gradient(
-        self._targets(batch["next_obs"], reward, batch["discount"]))
+    targets = tf.stop_gradient(self._targets(
+        batch["next_obs"], self._rewards(batch), batch["discount"]))
     with tf.GradientTape() as tape:
       outputs, _ = self._online(batch["obs"], training=True)
       loss = self._loss(outputs, batch["action"], targets)
@@ -234,9 +244,7 @@ class Learner(abc.ABC):
   def agent_update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
     """One update through the TF-Agents agent's own ``train`` (the
     reference ``update`` is tested against); returns the loss."""
-    reward = batch["reward"]
-    if self._config.clip_rewards:
-      reward = tf.clip_by_value(reward, -1.0, 1.0)
+    reward = self._rewards(batch)
     discount = batch["discount"]
     mid = tf.fill(tf.shape(discount), ts.StepType.MID)
     # The transition ends in LAST where the next state is terminal.

@@ -23,6 +23,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from sn_tf import files
 from sn_tf.analysis import atari_scores
 from sn_tf.analysis import curves
 
@@ -217,7 +218,7 @@ def aggregate_scores(matrices: Dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS
 # -------------------------------------------------------------------- report
 
 def _write_csv(path: str, rows: Sequence[Dict[str, Any]]) -> None:
-  with open(path, "w", newline="") as f:
+  with files.atomic_write(path, newline="", fsync=False) as f:
     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
     writer.writeheader()
     writer.writerows(rows)
@@ -395,6 +396,6 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   lines += ["", "## Tables", ""]
   lines += [f"- [{name}]({name}): {caption}" for name, caption in tables]
   index = os.path.join(out_dir, "index.md")
-  with open(index, "w") as f:
+  with files.atomic_write(index, fsync=False) as f:
     f.write("\n".join(lines) + "\n")
   return index
