@@ -96,6 +96,15 @@ def _check_env_matches(env, metadata: Dict[str, Any], policy_dir: str, env_id: s
         f"{metadata['env']!r}).")
 
 
+def _epsilon_greedy(act, time_step, epsilon: float, num_actions: int,
+                    rng: np.random.Generator) -> int:
+  """Uniform over ``num_actions`` if ``u ~ U[0, 1)`` from ``rng`` is below
+  ``epsilon``, else ``act(time_step)``."""
+  if rng.random() < epsilon:
+    return int(rng.integers(num_actions))
+  return act(time_step)
+
+
 def play_episodes(env, act: Callable[[Any], int], *, episodes: int,
                   epsilon: float, num_actions: int, rng: np.random.Generator,
                   max_episode_steps: int) -> Tuple[List[float], List[int]]:
@@ -113,10 +122,7 @@ def play_episodes(env, act: Callable[[Any], int], *, episodes: int,
     time_step = env.reset()
     total, steps = 0.0, 0
     while not time_step.is_last() and steps < max_episode_steps:
-      if rng.random() < epsilon:
-        action = int(rng.integers(num_actions))
-      else:
-        action = act(time_step)
+      action = _epsilon_greedy(act, time_step, epsilon, num_actions, rng)
       time_step = env.step(np.int32(action))
       total += float(time_step.reward)
       steps += 1
@@ -144,10 +150,7 @@ def play_steps(env, act: Callable[[Any], int], *, steps: int, epsilon: float,
   time_step = env.reset()
   total, length = 0.0, 0
   for _ in range(steps):
-    if rng.random() < epsilon:
-      action = int(rng.integers(num_actions))
-    else:
-      action = act(time_step)
+    action = _epsilon_greedy(act, time_step, epsilon, num_actions, rng)
     time_step = env.step(np.int32(action))
     total += float(time_step.reward)
     length += 1

@@ -51,15 +51,9 @@ class C51Learner(Learner):
         time_step_spec, action_spec,
         categorical_q_network=self._online,
         target_categorical_q_network=self._target,
-        optimizer=self._optimizer,
         min_q_value=c.min_q_value,
         max_q_value=c.max_q_value,
-        n_step_update=1,
-        gamma=c.gamma,
-        epsilon_greedy=c.epsilon_end,  # unused: the loop explores itself
-        target_update_period=max(1, c.target_update_period // c.update_period),
-        train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="train_step"))
+        **self._common_agent_args())
 
   def _q_from_outputs(self, outputs):
     return expected_q_values(outputs, self._support)

@@ -7,7 +7,6 @@ MinAtar studies) or Huber loss on the TD error (``sn_tf.agents.losses``).
 Hyperparameters: docs/protocol.md#dqn-minatar-preset.
 """
 
-import tensorflow as tf
 from tf_agents.agents.dqn import dqn_agent
 from tf_agents.utils import common
 
@@ -37,19 +36,12 @@ class DQNLearner(Learner):
                          num_atoms=None)
 
   def _build_agent(self, time_step_spec, action_spec):
-    c = self._config
     return SNDqnAgent(
         time_step_spec, action_spec,
         q_network=self._online,
         target_q_network=self._target,
-        optimizer=self._optimizer,
-        td_errors_loss_fn=_AGENT_TD_LOSSES[c.td_loss],
-        n_step_update=1,
-        gamma=c.gamma,
-        epsilon_greedy=c.epsilon_end,  # unused: the loop explores itself
-        target_update_period=max(1, c.target_update_period // c.update_period),
-        train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False,
-                                       name="train_step"))
+        td_errors_loss_fn=_AGENT_TD_LOSSES[self._config.td_loss],
+        **self._common_agent_args())
 
   def _q_from_outputs(self, outputs):
     return outputs

@@ -148,6 +148,18 @@ class Learner(abc.ABC):
     """Scalar loss of the online network's training-mode ``outputs`` at the
     taken ``action`` against ``targets``."""
 
+  def _common_agent_args(self) -> Dict[str, Any]:
+    """The TF-Agents constructor arguments every DQN-family agent shares."""
+    c = self._config
+    return dict(
+        optimizer=self._optimizer,
+        n_step_update=1,
+        gamma=c.gamma,
+        epsilon_greedy=c.epsilon_end,  # unused: the loop explores itself
+        target_update_period=max(1, c.target_update_period // c.update_period),
+        train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False,
+                                       name="train_step"))
+
   # ---- Parts.
 
   @property
