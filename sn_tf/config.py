@@ -28,7 +28,7 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         epsilon_end=0.01, epsilon_decay_steps=1_000_000,
         num_steps=50_000_000, eval_every=250_000, eval_episodes=10,
         clip_rewards=True, atari_protocol="paper"),
-    # The paper's MinAtar DQN studies (docs/protocol.md#dqn-minatar-preset):
+    # The paper's MinAtar DQN studies (docs/protocol.md#minatar_dqn):
     # one update per 4 env steps, target every 4k steps, epsilon 1.0 for 5k
     # steps then linear to 0.01 at 250k, 50 epochs of 100k steps each
     # evaluated on 125k steps at epsilon 0.001, MSE TD loss.

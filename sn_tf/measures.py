@@ -145,8 +145,12 @@ class NetworkMeasures:
                        f"allowed: {', '.join(JACOBIAN_METHODS)}.")
     self._delta = srank_delta
 
+    # No autograph: the measures are straight-line TF ops (Python loops over
+    # constants), and autograph's conversion of q_fn's methods mixed up two
+    # methods of a learner (DQN's _q_from_outputs ran as its _loss).
     @tf.function(input_signature=[tf.TensorSpec(
-        [None] + list(observation_spec.shape), observation_spec.dtype)])
+        [None] + list(observation_spec.shape), observation_spec.dtype)],
+                 autograph=False)
     def compute(states):
       return (greedy_gradient_norms(q_fn, states),
               jacobian_spectral_norms(q_fn, states, method=jacobian_method,

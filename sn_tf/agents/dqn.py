@@ -4,7 +4,7 @@ paper's MinAtar studies.
 An SN network with one Q-value per action, the 1-step target
 ``r + gamma d max_a Q_target(s', a)`` and the MSE (default, the paper's
 MinAtar studies) or Huber loss on the TD error (``sn_tf.agents.losses``).
-Hyperparameters: docs/protocol.md#dqn-minatar-preset.
+Hyperparameters: docs/protocol.md#minatar_dqn.
 """
 
 from tf_agents.agents.dqn import dqn_agent
