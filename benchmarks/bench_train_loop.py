@@ -136,7 +136,11 @@ def main():
     try:
       config = make_config(
           "minatar:breakout", root, preset, spectral=spec,
-          num_steps=args.steps, learning_starts=500, log_every=1000,
+          # Epsilon at its final 0.01 from step 1,500, so the timed window
+          # acts greedily (the presets decay over 250k steps: a short run
+          # would time mostly random actions, which skip the act call).
+          num_steps=args.steps, learning_starts=500, epsilon_decay_steps=1000,
+          log_every=1000,
           eval_every=args.steps, eval_episodes=1, eval_max_episode_steps=100,
           tf_threads=args.threads, num_envs=args.num_envs)
       train(config)
