@@ -1,13 +1,18 @@
-r"""Reproduce the paper's MinAtar findings at a chosen budget; resumable.
+r"""Reproduce the paper's MinAtar studies at a chosen budget; resumable.
 
-  python launchers/reproduce.py --budget=small --out=runs/reproduce_small
+  python launchers/reproduce.py --study=layers --budget=medium --out=runs/layers_medium
+  python launchers/reproduce.py --study=schedulers --budget=paper --plan_only
+  python launchers/reproduce.py --agent=c51 --budget=small --out=runs/reproduce_small
 
-Runs the layer sweep (SN on none, -1, -2, -3, -1,-2, ...) and the scheduler
-comparison (DivOut, DivGrad, MulEps on -2) over the budget's games and seeds,
---workers runs at a time as Ray tasks (or on a Ray cluster with
---ray_address), then writes every plot and table into
-<out>/report/ with an index.md. Rerunning the same command skips finished
-runs and resumes the others from their checkpoints.
+With --agent=dqn (the default), --study picks one of the paper's four DQN
+studies (layers, sizes, smoothness, schedulers; docs/protocol.md) on the
+minatar_dqn preset, at --budget paper, medium or small. With --agent=c51, the
+C51 layer sweep and scheduler comparison (budgets small and paper). Runs go
+--workers at a time as Ray tasks (or on a Ray cluster with --ray_address),
+then every plot and table goes into <out>/report/ with an index.md. Rerunning
+the same command skips finished runs and resumes the others from their
+checkpoints. --plan_only prints each planned run's config as one JSON line,
+then runs=<N>, and runs nothing.
 """
 
 import os
@@ -17,7 +22,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
 
-_BUDGET = flags.DEFINE_string("budget", "small", "small or paper (see README).")
+_AGENT = flags.DEFINE_enum("agent", "dqn", ["dqn", "c51"],
+                           "dqn: the paper's MinAtar studies (--study); c51: "
+                           "sn_tf's C51 layer and scheduler study.")
+_STUDY = flags.DEFINE_string("study", None, "With --agent=dqn: layers, sizes, "
+                             "smoothness or schedulers.")
+_BUDGET = flags.DEFINE_string("budget", "small", "dqn: paper, medium or small; "
+                              "c51: small or paper (see README).")
+_PLAN_ONLY = flags.DEFINE_boolean("plan_only", False, "Print the planned runs "
+                                  "(one JSON config per line, then runs=<N>); "
+                                  "run nothing.")
 _OUT = flags.DEFINE_string("out", None, "Output directory (runs, logs, report).")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Runs at a time on this machine "
                                 "(CPUs of the embedded Ray, one per run).")
@@ -26,15 +40,20 @@ _RAY_ADDRESS = flags.DEFINE_string("ray_address", "", "Empty: embedded local "
 _GAMES = flags.DEFINE_list("games", None, "MinAtar games (default: the budget's).")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds (default: the budget's).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Steps per run (default: the budget's).")
-_CONFIGS = flags.DEFINE_list("configs", None,
-                             "Only these configurations, e.g. none,sn-2,divgrad-2.")
-flags.mark_flags_as_required(["out"])
+_CONFIGS = flags.DEFINE_list("configs", None, "--agent=c51 only: only these "
+                             "configurations, e.g. none,sn-2,divgrad-2.")
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+  import json  # pylint: disable=g-import-not-at-top
   from sn_tf import experiments  # pylint: disable=g-import-not-at-top
+  out = _OUT.value
+  if out is None:
+    if not _PLAN_ONLY.value:
+      raise app.UsageError("--out is required (except with --plan_only).")
+    out = "runs/plan"
   seeds = None
   if _SEEDS.value is not None:
     try:
@@ -43,10 +62,34 @@ def main(argv):
       raise app.UsageError(f"--seeds={','.join(_SEEDS.value)}: allowed: "
                            "comma-separated integers >= 0.") from None
   try:
-    plan = experiments.study_plan(_BUDGET.value, _OUT.value, games=_GAMES.value,
-                                  seeds=seeds, num_steps=_NUM_STEPS.value,
-                                  configs=_CONFIGS.value)
-    result = experiments.run_study(plan, _OUT.value, workers=_WORKERS.value,
+    if _AGENT.value == "c51":
+      if _STUDY.value is not None:
+        raise ValueError(f"study={_STUDY.value!r} is not allowed with "
+                         "--agent=c51 (its plan is one layer + scheduler study)")
+      plan = experiments.study_plan(_BUDGET.value, out, games=_GAMES.value,
+                                    seeds=seeds, num_steps=_NUM_STEPS.value,
+                                    configs=_CONFIGS.value)
+    else:
+      if _STUDY.value is None:
+        raise ValueError("study=None is not allowed; allowed: "
+                         + ", ".join(experiments.STUDIES))
+      if _CONFIGS.value is not None:
+        raise ValueError("configs is not allowed with --agent=dqn (a study "
+                         "is its cells)")
+      overrides = {}
+      if _NUM_STEPS.value is not None:
+        overrides["num_steps"] = _NUM_STEPS.value
+      plan = experiments.dqn_study_plan(_STUDY.value, _BUDGET.value, out,
+                                        games=_GAMES.value, seeds=seeds,
+                                        overrides=overrides)
+    if _PLAN_ONLY.value:
+      for run in plan:  # root_dir relative to --out, as in plan.json
+        config = json.loads(run.config.to_json())
+        config["root_dir"] = os.path.relpath(run.config.root_dir, os.path.abspath(out))
+        print(json.dumps(config, sort_keys=True))
+      print(f"runs={len(plan)}")
+      return
+    result = experiments.run_study(plan, out, workers=_WORKERS.value,
                                    ray_address=_RAY_ADDRESS.value or None)
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None

@@ -1,22 +1,23 @@
-"""The paper's MinAtar study as a list of runs, and a resumable runner for it.
+"""The paper's MinAtar studies as lists of runs, and a resumable runner for them.
 
-``study_plan`` expands a budget into runs: the layer sweep (SN on different
+``dqn_study_plan`` expands one of the paper's four DQN studies (layers,
+sizes, smoothness, schedulers; docs/protocol.md#the-papers-minatar-studies)
+at a budget (paper, medium, small) into runs on the ``minatar_dqn`` preset.
+``study_plan`` is sn_tf's C51 study: the layer sweep (SN on different
 layers, docs/layers.md#selection-grammar) and the scheduler comparison
-(DivOut, DivGrad, MulEps on layers ``-2``, docs/schedulers.md), over the
-budget's games and seeds. ``run_study`` runs
-them as Ray tasks through ``sn_tf.sweeps`` (skips finished runs, resumes
-unfinished ones, keeps going when one fails) and writes the report of
+(DivOut, DivGrad, MulEps on layers ``-2``, docs/schedulers.md). ``run_study``
+runs a plan as Ray tasks through ``sn_tf.sweeps`` (skips finished runs,
+resumes unfinished ones, keeps going when one fails) and writes the report of
 ``sn_tf.analysis.aggregate`` when all are complete.
 
-Layout of ``out_dir``: ``runs/<game>/<config>_s<seed>/`` (run directories),
-``logs/<game>__<config>_s<seed>.log``, ``plan.json``, the sweep ledger,
-``report/index.md``.
+Layout of ``out_dir``: ``runs/<game>/[<net>/]<config>_s<seed>/`` (run
+directories), ``logs/``, ``plan.json``, the sweep ledger, ``report/index.md``.
 """
 
 import dataclasses
 import json
 import os
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from sn_tf import files
 from sn_tf import sweeps
@@ -119,6 +120,160 @@ def study_plan(budget: str, out_dir: str, *,
         config = make_config(
             f"minatar:{game}", os.path.join(os.path.abspath(out_dir), "runs", name),
             "minatar", spectral=spectral, seed=seed, **extra, **values)
+        plan.append(PlannedRun(name, config))
+  return plan
+
+
+# ------------------------------------------------------------------ DQN studies
+# The paper's four MinAtar studies (docs/protocol.md#the-papers-minatar-studies),
+# on the minatar_dqn preset: each a list of cells (model, configuration).
+
+STUDY_GAMES = ("breakout", "asterix", "seaquest", "space_invaders")
+STUDIES = ("layers", "sizes", "smoothness", "schedulers")
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+  """One configuration of one net in a study: its directory name and the
+  ``TrainConfig`` fields it sets (beyond the preset and the budget)."""
+  name: str
+  fields: Dict[str, Any]
+
+
+def _sn(spec: str, **extra) -> Tuple[str, Dict[str, Any]]:
+  name = "none" if spec == "none" else "sn" + spec.replace(",", "")
+  return name, dict(spectral=spec, **extra)
+
+
+def _scheduler(kind: str, scope: str = "global", leave_smaller: bool = False):
+  name = f"{kind}-2" if scope == "global" else f"{kind}-pl-2"
+  return name, dict(scheduler=kind, scheduler_layers="-2",
+                    scheduler_scope=scope, leave_smaller=leave_smaller)
+
+
+def _study_configs(study: str, subset: bool) -> List[Tuple[str, Dict[str, Any]]]:
+  """The configurations of ``study`` on one net (``subset``: the medium budget's)."""
+  if study == "layers":
+    return [_sn(s) for s in ("none", "-2", "-3", "-4", "-2,-3")]
+  if study == "smoothness":
+    specs = ("-1", "-2", "-3", "-1,-2", "-2,-3", "-1,-2,-3")
+    ks = (1.0, 2.0, 10.0)
+    if subset:
+      cells = [("-1", 1.0), ("-2", 1.0), ("-3", 1.0), ("-1,-2,-3", 1.0),
+               ("-2", 2.0), ("-2", 10.0)]
+    else:
+      cells = [(s, k) for s in specs for k in ks]
+    out = [_sn("none")]
+    for spec, k in cells:
+      name, fields = _sn(spec, lipschitz_k=k, leave_smaller=True)
+      out.append((f"{name}_k{k:g}", fields))
+    return out
+  if study == "schedulers":
+    return [_sn("none"), _sn("-2"), _scheduler("divout"),
+            # The authors' development code's global mode and the public
+            # code's per-layer DivGrad, both with max(sigma / k, 1).
+            _scheduler("divgrad", leave_smaller=True),
+            _scheduler("divgrad", "per_layer", leave_smaller=True),
+            _scheduler("muleps")]
+  raise ValueError(study)
+
+
+def _study_cells(study: str, budget: str) -> List[Tuple[str, Cell]]:
+  """``[(model, cell)]`` of ``study`` at ``budget``."""
+  # pylint: disable=g-import-not-at-top
+  from sn_tf.networks import DEPTH3_MODELS, SIZE_STUDY_MODELS
+  # pylint: enable=g-import-not-at-top
+  subset = budget != "paper"
+  cells = []
+  if study == "sizes":
+    sn_specs = ("-2", "-3", "-4", "-2,-3", "-2,-3,-4", "-3,-4")
+    models = SIZE_STUDY_MODELS
+    if subset:  # the smallest and the largest depth-3 net, three settings
+      models, sn_specs = (DEPTH3_MODELS[0], DEPTH3_MODELS[-1]), ("-2", "-2,-3")
+    for model in models:
+      cells.append((model, Cell(*_sn("none"))))
+      if model in DEPTH3_MODELS:
+        cells += [(model, Cell(*_sn(s))) for s in sn_specs]
+    return cells
+  if study == "schedulers":
+    models = DEPTH3_MODELS if not subset else (DEPTH3_MODELS[2],)
+  else:
+    models = ("16-16/128",) if study == "layers" else ("16/128",)
+  for model in models:
+    cells += [(model, Cell(n, f)) for n, f in _study_configs(study, subset)]
+  return cells
+
+
+@dataclasses.dataclass(frozen=True)
+class DQNBudget:
+  """Seeds, steps and the evaluation of one budget of the DQN studies."""
+  seeds: Sequence[int]
+  games: Sequence[str]
+  overrides: Dict[str, Any]
+  description: str
+
+
+DQN_BUDGET_TABLE = {
+    "paper": DQNBudget(
+        seeds=tuple(range(10)), games=STUDY_GAMES, overrides={},
+        description="the paper's scale: 4 games x 10 seeds x 5M steps, "
+                    "evaluated every 100k steps over 125k steps"),
+    # 200k steps with the epsilon decay scaled to a third of the budget, as
+    # `small` of the C51 study does, evaluated every 50k steps over 25k.
+    "medium": DQNBudget(
+        seeds=(0, 1, 2), games=STUDY_GAMES,
+        overrides=dict(num_steps=200_000, epsilon_decay_steps=62_000,
+                       eval_every=50_000, eval_steps=25_000),
+        description="4 games x 3 seeds x 200k steps, epsilon decay to step "
+                    "67k, evaluated every 50k steps over 25k steps"),
+    "small": DQNBudget(
+        seeds=(0,), games=("breakout", "space_invaders"),
+        overrides=dict(num_steps=30_000, learning_starts=2_000,
+                       epsilon_decay_steps=8_000, eval_every=15_000,
+                       eval_steps=5_000, replay_capacity=30_000),
+        description="2 games x 1 seed x 30k steps: a smoke run of the "
+                    "pipeline, not a result"),
+}
+
+
+def dqn_study_plan(study: str, budget: str, out_dir: str, *,
+                   games: Optional[Sequence[str]] = None,
+                   seeds: Optional[Sequence[int]] = None,
+                   overrides: Optional[Dict[str, Any]] = None) -> List[PlannedRun]:
+  """The runs of one of the paper's MinAtar DQN studies at ``budget``.
+
+  Run names: ``<game>/<model>/<config>_s<seed>`` (the model's ``/`` as
+  ``_``). ``games``, ``seeds`` replace the budget's; ``overrides`` are
+  extra ``TrainConfig`` fields for every run.
+
+  Raises:
+    ValueError: naming the argument, the value and what is allowed.
+  """
+  if study not in STUDIES:
+    raise ValueError(f"study={study!r} is not allowed; allowed: {', '.join(STUDIES)}.")
+  if budget not in DQN_BUDGET_TABLE:
+    raise ValueError(f"budget={budget!r} is not allowed; allowed: "
+                     f"{', '.join(DQN_BUDGET_TABLE)}.")
+  b = DQN_BUDGET_TABLE[budget]
+  games = tuple(b.games if games is None else games)
+  seeds = tuple(b.seeds if seeds is None else seeds)
+  for game in games:
+    if game not in MINATAR_GAMES:
+      raise ValueError(f"games: {game!r} is not allowed; allowed: "
+                       f"{', '.join(MINATAR_GAMES)}.")
+  if not games or not seeds:
+    raise ValueError("games and seeds must not be empty.")
+  values = dict(b.overrides)
+  values.update(overrides or {})
+  plan = []
+  for game in games:
+    for model, cell in _study_cells(study, budget):
+      for seed in seeds:
+        name = f"{game}/{model.replace('/', '_')}/{cell.name}_s{seed}"
+        fields = dict(values, **cell.fields)
+        config = make_config(
+            f"minatar:{game}", os.path.join(os.path.abspath(out_dir), "runs", name),
+            "minatar_dqn", minatar_model=model, seed=seed, **fields)
         plan.append(PlannedRun(name, config))
   return plan
 

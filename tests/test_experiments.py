@@ -77,3 +77,83 @@ def test_study_runs_resumes_reports_and_survives_a_failed_run(tmp_path):
   assert [p["config"]["root_dir"] for p in saved] == [
       os.path.join("runs", r.name) for r in plan]
   assert "under `../runs` (relative to this report)" in index
+
+
+# ------------------------------------------------------ the paper's DQN studies
+
+@pytest.mark.parametrize("study,counts", [
+    ("layers", (200, 60, 10)), ("sizes", (1440, 72, 12)),
+    ("smoothness", (760, 84, 14)), ("schedulers", (960, 72, 12))])
+def test_dqn_study_plans_count_the_papers_runs(tmp_path, study, counts):
+  got = tuple(len(experiments.dqn_study_plan(study, b, str(tmp_path)))
+              for b in ("paper", "medium", "small"))
+  assert got == counts
+  plan = experiments.dqn_study_plan(study, "paper", str(tmp_path))
+  assert len({r.name for r in plan}) == len(plan)
+  assert {r.config.env for r in plan} == {
+      "minatar:breakout", "minatar:asterix", "minatar:seaquest",
+      "minatar:space_invaders"}
+  assert {r.config.seed for r in plan} == set(range(10))
+  for r in plan:  # the minatar_dqn protocol in every run
+    c = r.config
+    assert (c.agent, c.td_loss, c.update_period, c.target_update_period,
+            c.num_steps, c.eval_every, c.eval_steps, c.preset) == (
+                "dqn", "mse", 4, 4_000, 5_000_000, 100_000, 125_000, "minatar_dqn")
+
+
+def _cell(plan, name):
+  return next(r.config for r in plan if r.name == name)
+
+
+def test_dqn_study_cells_hold_the_papers_values(tmp_path):
+  plan = experiments.dqn_study_plan("layers", "paper", str(tmp_path))
+  c = _cell(plan, "seaquest/16-16_128/sn-2-3_s7")
+  assert (c.minatar_model, c.spectral, c.seed) == ("16-16/128", "-2,-3", 7)
+  assert c.root_dir == os.path.join(str(tmp_path), "runs", "seaquest/16-16_128/sn-2-3_s7")
+  assert {r.config.spectral for r in plan} == {"none", "-2", "-3", "-4", "-2,-3"}
+  plan = experiments.dqn_study_plan("sizes", "paper", str(tmp_path))
+  assert _cell(plan, "asterix/32-32-24_256/sn-3-4_s3").spectral == "-3,-4"
+  assert _cell(plan, "breakout/8_32/none_s0").minatar_model == "8/32"
+  # SN settings on the depth-3 nets only.
+  assert {r.config.minatar_model for r in plan if r.config.spectral != "none"} == {
+      "8-8-8/32", "16-16-16/64", "24-24-24/128", "32-32-24/256"}
+  plan = experiments.dqn_study_plan("smoothness", "paper", str(tmp_path))
+  c = _cell(plan, "breakout/16_128/sn-1-2-3_k10_s2")
+  assert (c.spectral, c.lipschitz_k, c.leave_smaller, c.minatar_model) == (
+      "-1,-2,-3", 10.0, True, "16/128")
+  plan = experiments.dqn_study_plan("schedulers", "paper", str(tmp_path))
+  c = _cell(plan, "space_invaders/24-24-24_128/divgrad-pl-2_s9")
+  assert (c.scheduler, c.scheduler_scope, c.scheduler_layers, c.leave_smaller,
+          c.spectral, c.lipschitz_k) == ("divgrad", "per_layer", "-2", True, "none", 1.0)
+  c = _cell(plan, "breakout/8-8-8_32/muleps-2_s0")
+  assert (c.scheduler, c.scheduler_scope, c.leave_smaller) == ("muleps", "global", False)
+  assert _cell(plan, "asterix/32-32-24_256/sn-2_s1").spectral == "-2"
+  medium = experiments.dqn_study_plan("layers", "medium", str(tmp_path))
+  assert {(r.config.num_steps, r.config.eval_steps, r.config.eval_every,
+           r.config.epsilon_decay_steps) for r in medium} == {(200_000, 25_000, 50_000, 62_000)}
+  assert {r.config.seed for r in medium} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("args,match", [
+    (("tiny", "paper"), r"study='tiny' is not allowed; allowed: layers, sizes, smoothness, schedulers"),
+    (("layers", "huge"), r"budget='huge' is not allowed; allowed: paper, medium, small"),
+])
+def test_bad_dqn_studies_are_refused(tmp_path, args, match):
+  with pytest.raises(ValueError, match=match):
+    experiments.dqn_study_plan(*args, str(tmp_path))
+
+
+def test_a_two_run_dqn_study_runs_through_the_same_path(tmp_path):
+  out = str(tmp_path / "study")
+  tiny = dict(TINY, num_steps=300, eval_episodes=0, eval_steps=100,
+              target_update_period=48)
+  plan = experiments.dqn_study_plan("layers", "small", out, games=["breakout"],
+                                    seeds=[0], overrides=tiny)[:2]
+  assert [r.name for r in plan] == ["breakout/16-16_128/none_s0",
+                                    "breakout/16-16_128/sn-2_s0"]
+  result = experiments.run_study(plan, out, workers=2, echo=lambda _: None)
+  assert result["finished"] == sorted(r.name for r in plan) and not result["failed"]
+  for run in plan:
+    rows = open(os.path.join(run.config.root_dir, "metrics.csv")).read().splitlines()
+    assert rows[-1].split(",")[0] == "300"
+  assert os.path.isfile(os.path.join(out, "report", "index.md"))

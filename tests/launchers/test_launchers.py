@@ -140,10 +140,29 @@ def test_train_main_smoke_then_evaluate_exported_policy(tmp_path, capsys):
   assert bad.returncode != 0 and "--labels has 2 entries but --runs has 1" in bad.stderr
 
 
+def test_reproduce_plan_only_prints_the_runs_and_runs_nothing(tmp_path):
+  out = tmp_path / "out"
+  result = run("reproduce.py", "--study=schedulers", "--budget=medium",
+               "--plan_only", f"--out={out}")
+  assert result.returncode == 0, result.stderr
+  lines = result.stdout.strip().splitlines()
+  assert lines[-1] == "runs=72" and len(lines) == 73
+  configs = [json.loads(line) for line in lines[:-1]]
+  assert {c["scheduler"] for c in configs} == {"none", "divout", "divgrad", "muleps"}
+  assert all(not os.path.isabs(c["root_dir"]) for c in configs)
+  assert not out.exists()
+
+
 @pytest.mark.parametrize("script,args,match", [
-    ("reproduce.py", ["--budget=huge"], "--budget='huge' is not allowed; allowed: paper, small"),
+    ("reproduce.py", ["--agent=c51", "--budget=huge"], "--budget='huge' is not allowed; allowed: paper, small"),
     ("reproduce.py", ["--seeds=0,x"], "--seeds=0,x: allowed: comma-separated integers"),
-    ("reproduce.py", ["--games=pong"], "--games: 'pong' is not allowed"),
+    ("reproduce.py", ["--agent=c51", "--games=pong"], "--games: 'pong' is not allowed"),
+    ("reproduce.py", [], "--study=None is not allowed; allowed: layers, sizes, smoothness, schedulers"),
+    ("reproduce.py", ["--study=tiny"], "--study='tiny' is not allowed; allowed: layers"),
+    ("reproduce.py", ["--study=layers", "--budget=huge"], "--budget='huge' is not allowed; allowed: paper, medium, small"),
+    ("reproduce.py", ["--study=layers", "--games=pong"], "--games: 'pong' is not allowed"),
+    ("reproduce.py", ["--agent=c51", "--study=layers"], "--study='layers' is not allowed with --agent=c51"),
+    ("reproduce.py", ["--study=layers", "--configs=none"], "--configs is not allowed with --agent=dqn"),
     ("aggregate.py", ["--runs_dir=/nonexistent"], "'/nonexistent' is not a directory"),
 ])
 def test_study_launchers_refuse_bad_flags_before_any_work(script, args, match, tmp_path):
