@@ -73,6 +73,30 @@ def config_name(spectral: str, scheduler: str) -> str:
   return "sn" + spectral.replace(",", "")
 
 
+def _budget_games_seeds(table: Dict[str, Any], budget: str,
+                        games: Optional[Sequence[str]],
+                        seeds: Optional[Sequence[int]]):
+  """``(budget entry, games, seeds)``: the budget's games and seeds unless
+  given, checked.
+
+  Raises:
+    ValueError: naming the argument, the value and what is allowed.
+  """
+  if budget not in table:
+    raise ValueError(f"budget={budget!r} is not allowed; allowed: "
+                     f"{', '.join(table)}.")
+  b = table[budget]
+  games = tuple(b.games if games is None else games)
+  seeds = tuple(b.seeds if seeds is None else seeds)
+  for game in games:
+    if game not in MINATAR_GAMES:
+      raise ValueError(f"games: {game!r} is not allowed; allowed: "
+                       f"{', '.join(MINATAR_GAMES)}.")
+  if not games or not seeds:
+    raise ValueError("games and seeds must not be empty.")
+  return b, games, seeds
+
+
 def study_plan(budget: str, out_dir: str, *,
                games: Optional[Sequence[str]] = None,
                seeds: Optional[Sequence[int]] = None,
@@ -88,18 +112,7 @@ def study_plan(budget: str, out_dir: str, *,
   Raises:
     ValueError: naming the argument, the value and what is allowed.
   """
-  if budget not in BUDGETS:
-    raise ValueError(f"budget={budget!r} is not allowed; allowed: "
-                     f"{', '.join(BUDGETS)}.")
-  b = BUDGETS[budget]
-  games = tuple(b.games if games is None else games)
-  seeds = tuple(b.seeds if seeds is None else seeds)
-  for game in games:
-    if game not in MINATAR_GAMES:
-      raise ValueError(f"games: {game!r} is not allowed; allowed: "
-                       f"{', '.join(MINATAR_GAMES)}.")
-  if not games or not seeds:
-    raise ValueError("games and seeds must not be empty.")
+  b, games, seeds = _budget_games_seeds(BUDGETS, budget, games, seeds)
   variants = [(s, "none") for s in b.layer_sweep] + [("none", s) for s in SCHEDULERS]
   names = [config_name(*v) for v in variants]
   if configs is not None:
@@ -251,18 +264,7 @@ def dqn_study_plan(study: str, budget: str, out_dir: str, *,
   """
   if study not in STUDIES:
     raise ValueError(f"study={study!r} is not allowed; allowed: {', '.join(STUDIES)}.")
-  if budget not in DQN_BUDGET_TABLE:
-    raise ValueError(f"budget={budget!r} is not allowed; allowed: "
-                     f"{', '.join(DQN_BUDGET_TABLE)}.")
-  b = DQN_BUDGET_TABLE[budget]
-  games = tuple(b.games if games is None else games)
-  seeds = tuple(b.seeds if seeds is None else seeds)
-  for game in games:
-    if game not in MINATAR_GAMES:
-      raise ValueError(f"games: {game!r} is not allowed; allowed: "
-                       f"{', '.join(MINATAR_GAMES)}.")
-  if not games or not seeds:
-    raise ValueError("games and seeds must not be empty.")
+  b, games, seeds = _budget_games_seeds(DQN_BUDGET_TABLE, budget, games, seeds)
   values = dict(b.overrides)
   values.update(overrides or {})
   plan = []

@@ -242,11 +242,8 @@ class Learner(abc.ABC):
     for loss) with less work: one target-network pass, no ``Trajectory``.
     Then the train-step counter and the periodic target copy advance.
     """
-    targets = tf.stop_gradient(self._targets(
-        batch["next_obs"], self._rewards(batch), batch["discount"]))
-    with tf.GradientTape() as tape:
-      outputs, _ = self._online(batch["obs"], training=True)
-      loss = self._loss(outputs, batch["action"], targets)
+    with tf.GradientTape() as tape:  # the target is stop-gradient inside
+      loss = self.loss(batch)
     variables = self._online.trainable_weights
     self._optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
     self._agent.train_step_counter.assign_add(1)
