@@ -3,10 +3,12 @@ r"""Tables and figures over every run under a directory, with an index.
   python launchers/aggregate.py --runs_dir=runs/reproduce_small/runs \
       --out=runs/report
 
-MinAtar scores are normalised per game by the --baseline configuration's
-final score (default C51, i.e. no SN and no scheduler); Atari scores are
-human-normalised. Aggregates (median, IQM, mean, optimality gap with 95%
-stratified-bootstrap CIs) and performance profiles come from rliable.
+MinAtar scores are normalised per game (and network, when the runs use
+several) by the --baseline configuration's mean final score (default: the
+agent with no SN and no scheduler, DQN or C51); Atari scores are
+human-normalised. Runs not yet evaluated at their num_steps are left out.
+Aggregates (median, IQM, mean, optimality gap with 95% stratified-bootstrap
+CIs), performance profiles and the studies' figures come from rliable.
 """
 
 import os
@@ -20,7 +22,8 @@ _RUNS_DIR = flags.DEFINE_string("runs_dir", None, "Directory holding run directo
 _OUT = flags.DEFINE_string("out", None, "Report directory.")
 _BASELINE = flags.DEFINE_string("baseline", None,
                                 "Configuration label MinAtar scores are "
-                                "normalised by (default: C51).")
+                                "normalised by (default: the agent without "
+                                "SN or scheduler, DQN or C51).")
 _TITLE = flags.DEFINE_string("title", "", "Report title.")
 flags.mark_flags_as_required(["runs_dir", "out"])
 

@@ -2,18 +2,24 @@
 aggregate statistics with rliable (Agarwal et al., 2021), plots, an index.
 
 A run directory is any directory holding ``config.json`` and a non-empty
-``metrics.csv`` (as ``sn_tf.train`` writes them). Runs are grouped by game
-(``config.env``) and configuration label (``config_label``); the seeds of one
-(game, label) are its runs.
+``metrics.csv`` (as ``sn_tf.train`` writes them). Runs are grouped by task
+and configuration label (``config_label``); the seeds of one (task, label) are
+its runs. A task is a game (``config.env``), or a (game, network) pair when the
+runs use more than one MinAtar network (``config.minatar_model``).
 
 Normalisation (the paper's figures):
 - Atari: human-normalised score (``atari_scores.human_normalized_score``).
-- MinAtar: score / (mean final score of the baseline configuration on that
-  game), so the baseline is 1.0 on every game.
+- MinAtar: score / (mean final score of the baseline configuration on the
+  same game and network), so the baseline is 1.0 on every task.
 
-Aggregates (over games and runs, ``[num_runs, num_games]`` per label): median,
-mean, IQM and optimality gap with 95% stratified-bootstrap CIs, and
+Aggregates (over tasks and runs, ``[num_runs, num_tasks]`` per label):
+median, mean, IQM and optimality gap with 95% stratified-bootstrap CIs, and
 performance profiles (fraction of runs above tau), all from rliable.
+
+Figures for the paper's MinAtar studies come from the same rows: normalised
+score per configuration (layers; per network and over networks for
+schedulers), score per network with and without SN (sizes), and final
+Jacobian norm against score, one point per run (smoothness).
 """
 
 import csv
@@ -31,6 +37,9 @@ BOOTSTRAP_REPS = 2000
 AGGREGATES = ("median", "iqm", "mean", "optimality_gap")
 # Config fields that never name a configuration.
 NOT_CONFIG = ("seed", "root_dir", "env", "tf_threads", "num_steps")
+# Config fields a label spells itself (``config_label``), or that make the task.
+LABEL_FIELDS = ("spectral", "scheduler", "scheduler_layers", "scheduler_scope",
+                "lipschitz_k", "leave_smaller", "agent", "minatar_model")
 SMOOTHNESS = "smooth/jacobian_norm_mean"
 
 
@@ -56,25 +65,63 @@ def load_config(run_dir: str) -> Dict[str, Any]:
 
 
 def config_label(config: Dict[str, Any], varying: Sequence[str] = ()) -> str:
-  """A readable name of a run's configuration (seed and env excluded).
+  """A readable name of a run's configuration (seed, env and net excluded).
 
-  ``C51`` for the baseline, ``SN[-2]`` for spectral normalisation of layers
-  ``-2``, ``DivGrad[-2]`` etc. for a scheduler; other fields in ``varying``
-  are appended as ``key=value``.
+  ``DQN`` or ``C51`` (the agent) for the baseline; ``SN[-2]`` for spectral
+  normalisation of layers ``-2``, with `` k=2`` for a Lipschitz target other
+  than 1 and `` leave_smaller`` when only layers with sigma > k are divided;
+  ``DivGrad[-2]`` etc. for a scheduler (`` per_layer`` for DivGrad's
+  per-layer scope). Other fields in ``varying`` are appended as
+  ``key=value``.
   """
   parts = []
   spectral = str(config.get("spectral", "none"))
+  scheduler = str(config.get("scheduler", "none"))
   if spectral not in ("none", ""):
     parts.append(f"SN[{spectral}]")
-  scheduler = str(config.get("scheduler", "none"))
+    k = float(config.get("lipschitz_k", 1.0))
+    if k != 1.0:
+      parts.append(f"k={k:g}")
   if scheduler != "none":
     name = {"divout": "DivOut", "divgrad": "DivGrad", "muleps": "MulEps"}.get(
         scheduler, scheduler)
     parts.append(f"{name}[{config.get('scheduler_layers')}]")
+    if config.get("scheduler_scope", "global") != "global":
+      parts.append(str(config["scheduler_scope"]))
+  if parts and config.get("leave_smaller"):
+    parts.append("leave_smaller")
   for key in varying:
-    if key not in ("spectral", "scheduler", "scheduler_layers"):
+    if key not in LABEL_FIELDS:
       parts.append(f"{key}={config.get(key)}")
-  return " ".join(parts) or "C51"
+  return " ".join(parts) or str(config.get("agent", "c51")).upper()
+
+
+def _sn_order(label: str) -> Tuple[int, Tuple[int, ...]]:
+  """``SN[-2]`` before ``SN[-3]`` before ``SN[-2,-3]``: fewer layers first,
+  then nearer the output; labels without ``SN[...]`` tie."""
+  if not label.startswith("SN["):
+    return 0, ()
+  layers = label[3:label.index("]")].split(",")
+  return len(layers), tuple(abs(int(x)) if x.lstrip("-").isdigit() else 0
+                            for x in layers)
+
+
+def model_order(model: str) -> Tuple[int, Tuple[int, ...]]:
+  """Sort key of a MinAtar net name ``"c1-c2/h"``: depth, then widths."""
+  convs, _, hidden = model.partition("/")
+  widths = [int(w) for w in convs.split("-") if w.isdigit()]
+  return len(widths), tuple(widths) + (int(hidden) if hidden.isdigit() else 0,)
+
+
+def is_complete(run_dir: str) -> bool:
+  """Whether the run's last ``eval/return`` row is at its ``num_steps`` (the
+  runner always evaluates at the last step)."""
+  num_steps = load_config(run_dir).get("num_steps")
+  try:
+    last = curves.load_curve(run_dir, "eval/return")["step"][-1]
+  except (ValueError, IndexError):
+    return False
+  return num_steps is not None and int(last) >= int(num_steps)
 
 
 def varying_fields(configs: Sequence[Dict[str, Any]]) -> List[str]:
@@ -96,9 +143,12 @@ class RunSet:
   """Every run under a directory, with labels, final values and curves.
 
   Attributes:
-    runs: ``[{"dir", "config", "game", "suite", "label", "seed"}]``.
-    labels: configuration labels in first-appearance order (sorted dirs).
+    runs: ``[{"dir", "config", "game", "suite", "model", "task", "label",
+      "seed"}]``; ``model`` is the MinAtar net (``None`` for Atari).
+    labels: configuration labels, the baseline first, then SN, then the rest.
     games: env ids in sorted order.
+    models: the nets in order of depth then width (``[None]`` for Atari).
+    tasks: the games, or ``"<game> <net>"`` when there is more than one net.
   """
 
   def __init__(self, run_dirs: Sequence[str]):
@@ -106,27 +156,44 @@ class RunSet:
       raise ValueError("no run directories (config.json + metrics.csv) found.")
     configs = [load_config(d) for d in run_dirs]
     varying = varying_fields(configs)
-    self.runs = []
-    for d, c in zip(run_dirs, configs):
-      suite, _ = game_of(c["env"])
-      self.runs.append(dict(dir=d, config=c, game=c["env"], suite=suite,
-                            label=config_label(c, varying), seed=c.get("seed")))
-    suites = {r["suite"] for r in self.runs}
+    suites = {game_of(c["env"])[0] for c in configs}
     if len(suites) > 1:
       raise ValueError(f"runs mix suites {sorted(suites)}; aggregate MinAtar "
                        "and Atari runs separately.")
     self.suite = suites.pop()
-    # The baseline first, then SN configurations, then the rest.
+    models = {c.get("minatar_model") if self.suite == "minatar" else None
+              for c in configs}
+    self.models = sorted(models, key=lambda m: model_order(m) if m else (0, ()))
+    self.runs = []
+    for d, c in zip(run_dirs, configs):
+      model = c.get("minatar_model") if self.suite == "minatar" else None
+      task = c["env"] if len(self.models) == 1 else f"{c['env']} {model}"
+      self.runs.append(dict(dir=d, config=c, game=c["env"], suite=self.suite,
+                            model=model, task=task,
+                            label=config_label(c, varying), seed=c.get("seed")))
     seen = list(dict.fromkeys(r["label"] for r in self.runs))
-    self.labels = sorted(seen, key=lambda l: (l != "C51", not l.startswith("SN"),
-                                              seen.index(l)))
+    self.labels = sorted(seen, key=lambda l: (l not in ("DQN", "C51"),
+                                              not l.startswith("SN"),
+                                              _sn_order(l), seen.index(l)))
     self.games = sorted({r["game"] for r in self.runs})
+    self.tasks = [r["task"] for r in sorted(
+        {r["task"]: r for r in self.runs}.values(),
+        key=lambda r: (r["game"], model_order(r["model"]) if r["model"] else (0, ())))]
 
   @classmethod
-  def from_root(cls, root: str) -> "RunSet":
-    return cls(find_runs(root))
+  def from_root(cls, root: str, complete_only: bool = False) -> "RunSet":
+    """The runs under ``root``; with ``complete_only``, only those whose last
+    evaluation is at their ``num_steps`` (a run still going is left out)."""
+    runs = find_runs(root)
+    if complete_only:
+      runs = [d for d in runs if is_complete(d)]
+      if not runs:
+        raise ValueError(f"no complete run under {root!r} (none has "
+                         "evaluated at its num_steps yet).")
+    return cls(runs)
 
   def select(self, game: str, label: str) -> List[Dict[str, Any]]:
+    """Runs of ``label`` on ``game`` (every net)."""
     return [r for r in self.runs if r["game"] == game and r["label"] == label]
 
   def final(self, run: Dict[str, Any], metric: str = "eval/return") -> Tuple[int, float]:
@@ -135,65 +202,74 @@ class RunSet:
     return int(c["step"][-1]), float(c["value"][-1])
 
   def score_rows(self, baseline: Optional[str] = None) -> List[Dict[str, Any]]:
-    """One row per run: game, label, seed, step, score, normalised score,
-    and the final smoothness measure (NaN when the run has none).
+    """One row per run: game, net, task, label, seed, step, score, normalised
+    score, and the final smoothness measure (NaN when the run has none).
+
+    MinAtar scores are divided by the baseline's mean final score on the
+    same task (game and net).
     """
     if self.suite == "minatar":
       baseline = self.baseline_label(baseline)
       base = {}
-      for game in self.games:
-        finals = [self.final(r)[1] for r in self.select(game, baseline)]
+      for task in self.tasks:
+        finals = [self.final(r)[1] for r in self.runs
+                  if r["task"] == task and r["label"] == baseline]
         if not finals:
-          raise ValueError(f"baseline {baseline!r} has no run on {game}; "
-                           "MinAtar scores are normalised by it per game.")
-        base[game] = float(np.mean(finals))
+          raise ValueError(f"baseline {baseline!r} has no run on {task}; "
+                           "MinAtar scores are normalised by it per game and net.")
+        base[task] = float(np.mean(finals))
     rows = []
     for r in self.runs:
       step, score = self.final(r)
       if self.suite == "atari":
         norm = atari_scores.human_normalized_score(game_of(r["game"])[1], score)
       else:
-        norm = score / base[r["game"]] if base[r["game"]] != 0 else float("nan")
+        norm = score / base[r["task"]] if base[r["task"]] != 0 else float("nan")
       try:
         smooth = self.final(r, SMOOTHNESS)[1]
       except ValueError:
         smooth = float("nan")
-      rows.append(dict(game=r["game"], label=r["label"], seed=r["seed"],
-                       step=step, score=score, normalized=norm,
-                       jacobian_norm=smooth, run_dir=r["dir"]))
+      rows.append(dict(game=r["game"], model=r["model"], task=r["task"],
+                       label=r["label"], seed=r["seed"], step=step, score=score,
+                       normalized=norm, jacobian_norm=smooth, run_dir=r["dir"]))
     return rows
 
   def baseline_label(self, baseline: Optional[str]) -> str:
     if baseline is None:
-      baseline = "C51" if "C51" in self.labels else self.labels[0]
+      baseline = next((l for l in ("DQN", "C51") if l in self.labels),
+                      self.labels[0])
     if baseline not in self.labels:
       raise ValueError(f"baseline={baseline!r} is not a configuration here; "
                        f"allowed: {', '.join(self.labels)}.")
     return baseline
 
 
-def score_matrices(rows: Sequence[Dict[str, Any]], games: Sequence[str],
-                   key: str = "normalized",
-                   labels: Sequence[str] = ()) -> Dict[str, np.ndarray]:
-  """``{label: [num_runs, num_games]}`` for rliable.
+def score_matrices(rows: Sequence[Dict[str, Any]], tasks: Sequence[str],
+                   key: str = "normalized", labels: Sequence[str] = (),
+                   skip_missing: bool = False) -> Dict[str, np.ndarray]:
+  """``{label: [num_runs, num_tasks]}`` for rliable.
 
-  Runs of a game are ordered by seed; a label needs the same number of runs
-  on every game (rliable's matrices are rectangular), else ``ValueError``.
+  ``tasks`` are values of the rows' ``task`` (the games, when there is one
+  net). Runs of a task are ordered by seed; a label needs the same number of
+  runs on every task (rliable's matrices are rectangular), else
+  ``ValueError``. With ``skip_missing``, a label's matrix covers only the
+  tasks it has runs on (the sizes study puts SN on the depth-3 nets only).
   """
   out = {}
   for label in labels or dict.fromkeys(r["label"] for r in rows):
     columns = []
-    for game in games:
+    for task in tasks:
       col = [r[key] for r in sorted((r for r in rows if r["label"] == label
-                                     and r["game"] == game),
+                                     and r["task"] == task),
                                     key=lambda r: (r["seed"] is None, r["seed"]))]
-      columns.append(col)
-    counts = {len(c) for c in columns}
+      if col or not skip_missing:
+        columns.append((task, col))
+    counts = {len(c) for _, c in columns}
     if len(counts) != 1 or 0 in counts:
-      detail = ", ".join(f"{g}: {len(c)}" for g, c in zip(games, columns))
+      detail = ", ".join(f"{t}: {len(c)}" for t, c in columns)
       raise ValueError(f"{label!r} has different numbers of runs per game "
                        f"({detail}); aggregates need the same seeds everywhere.")
-    out[label] = np.array(columns, dtype=np.float64).T
+    out[label] = np.array([c for _, c in columns], dtype=np.float64).T
   return out
 
 
@@ -235,24 +311,177 @@ def _safe(name: str) -> str:
   return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+def _mean_ci(matrices: Dict[str, np.ndarray], reps: int) -> Dict[str, Tuple[float, float, float]]:
+  """``{label: (mean, ci_low, ci_high)}``: the mean normalised score and its
+  95% stratified-bootstrap CI (tasks are the strata), from rliable."""
+  agg = aggregate_scores(matrices, reps=reps)
+  return {label: agg[label]["mean"] for label in matrices}
+
+
+def _game_colors(plt, games: Sequence[str]) -> Dict[str, str]:
+  cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  return {g: cycle[i % len(cycle)] for i, g in enumerate(games)}
+
+
+def plot_scores_by_config(rows: Sequence[Dict[str, Any]], runset: "RunSet",
+                          out_png: str, ylabel: str, reps: int) -> None:
+  """Normalised final score per configuration: every run as a dot (colour:
+  game), the mean over runs and tasks with its 95% CI as a black bar. One
+  panel per net and one over all nets when there is more than one net (the
+  layers and schedulers figures)."""
+  plt = _plt()
+  panels = [("all nets" if len(runset.models) > 1 else
+             (runset.models[0] or "all runs"), list(rows))]
+  if len(runset.models) > 1:
+    panels += [(m, [r for r in rows if r["model"] == m]) for m in runset.models]
+  colors = _game_colors(plt, runset.games)
+  ncols = min(len(panels), 3)
+  nrows = -(-len(panels) // ncols)
+  fig, axes = plt.subplots(nrows, ncols, squeeze=False, sharey=True,
+                           figsize=(max(4.5, 0.75 * len(runset.labels) + 1.5) * ncols,
+                                    3.8 * nrows))
+  rng = np.random.default_rng(0)
+  for ax, (name, sel) in zip(axes.ravel(), panels):
+    labels = [l for l in runset.labels if any(r["label"] == l for r in sel)]
+    tasks = [t for t in runset.tasks if any(r["task"] == t for r in sel)]
+    cis = _mean_ci(score_matrices(sel, tasks, labels=labels, skip_missing=True),
+                   reps)
+    for i, label in enumerate(labels):
+      for r in sel:
+        if r["label"] == label and np.isfinite(r["normalized"]):
+          ax.scatter(i + rng.uniform(-0.2, 0.2), r["normalized"], s=12,
+                     color=colors[r["game"]], alpha=0.6)
+      mean, low, high = cis[label]
+      ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="s",
+                  color="black", capsize=5, markersize=5, zorder=3)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels, rotation=35, ha="right", fontsize="small")
+    ax.set_title(name)
+    ax.grid(axis="y", alpha=0.3)
+  for ax in axes.ravel()[len(panels):]:
+    ax.set_visible(False)
+  axes[0, 0].set_ylabel(ylabel)
+  from matplotlib.lines import Line2D  # pylint: disable=g-import-not-at-top
+  handles = [Line2D([0], [0], marker="o", ls="", color=colors[g]) for g in runset.games]
+  handles.append(Line2D([0], [0], marker="s", ls="", color="black"))
+  fig.legend(handles, [game_of(g)[1] for g in runset.games] + ["mean, 95% CI"],
+             loc="upper center", ncol=len(handles), fontsize="small",
+             bbox_to_anchor=(0.5, 1.02))
+  fig.tight_layout(rect=(0, 0, 1, 0.95))
+  fig.savefig(out_png, dpi=120, bbox_inches="tight")
+  plt.close(fig)
+
+
+def plot_score_per_model(rows: Sequence[Dict[str, Any]], runset: "RunSet",
+                         out_png: str, ylabel: str, reps: int) -> None:
+  """Score per net, one line per configuration (the sizes figure): a panel of
+  raw final scores per game (mean over seeds, bars min to max) and a panel of
+  the normalised score over games (mean, 95% CI)."""
+  plt = _plt()
+  models = runset.models
+  games = runset.games
+  fig, axes = plt.subplots(1, len(games) + 1, squeeze=False,
+                           figsize=(3.6 * (len(games) + 1), 3.8))
+  x = np.arange(len(models))
+  for j, label in enumerate(runset.labels):
+    offset = (j - (len(runset.labels) - 1) / 2) * 0.06
+    for ax, game in zip(axes[0], games):
+      xs, mean, low, high = [], [], [], []
+      for i, m in enumerate(models):
+        v = [r["score"] for r in rows if r["label"] == label and
+             r["game"] == game and r["model"] == m]
+        if v:
+          xs.append(i + offset)
+          mean.append(np.mean(v))
+          low.append(np.mean(v) - np.min(v))
+          high.append(np.max(v) - np.mean(v))
+      ax.errorbar(xs, mean, yerr=[low, high], marker="o", capsize=3,
+                  markersize=4, label=label)
+    xs, mean, err = [], [], [[], []]
+    for i, m in enumerate(models):
+      sel = [r for r in rows if r["model"] == m and r["label"] == label]
+      if sel:
+        tasks = [t for t in runset.tasks if any(r["task"] == t for r in sel)]
+        point, lo, hi = _mean_ci(score_matrices(sel, tasks, labels=[label]),
+                                 reps)[label]
+        xs.append(i + offset)
+        mean.append(point)
+        err[0].append(point - lo)
+        err[1].append(hi - point)
+    axes[0, -1].errorbar(xs, mean, yerr=err, marker="o", capsize=3,
+                         markersize=4, label=label)
+  for ax, name in zip(axes[0], [game_of(g)[1] for g in games] + ["all games"]):
+    ax.set_xticks(x)
+    ax.set_xticklabels(models, rotation=45, ha="right", fontsize="x-small")
+    ax.set_title(name)
+    ax.grid(alpha=0.3)
+  axes[0, 0].set_ylabel("final score (mean over seeds, min-max)")
+  axes[0, -1].set_ylabel(ylabel)
+  axes[0, -1].legend(fontsize="x-small")
+  fig.tight_layout()
+  fig.savefig(out_png, dpi=120, bbox_inches="tight")
+  plt.close(fig)
+
+
+def plot_smoothness_vs_score(rows: Sequence[Dict[str, Any]], runset: "RunSet",
+                             out_png: str, ylabel: str) -> bool:
+  """Final mean Jacobian norm against normalised score, one point per run,
+  colour by configuration, marker by game (the smoothness figure). False
+  (nothing drawn) when no run has the measure."""
+  pts = [r for r in rows if np.isfinite(r["jacobian_norm"])
+         and np.isfinite(r["normalized"])]
+  if not pts:
+    return False
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(7, 4.5))
+  cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+  markers = "osD^vP*X"
+  for i, label in enumerate(runset.labels):
+    for k, game in enumerate(runset.games):
+      sel = [r for r in pts if r["label"] == label and r["game"] == game]
+      if sel:
+        ax.scatter([r["jacobian_norm"] for r in sel], [r["normalized"] for r in sel],
+                   color=cycle[i % len(cycle)], marker=markers[k % len(markers)],
+                   s=22, alpha=0.8, label=label if k == 0 or not any(
+                       r["label"] == label and r["game"] in runset.games[:k]
+                       for r in pts) else None)
+  ax.set_xscale("log")
+  ax.set_xlabel("final mean ||dQ/dx||_2 (Jacobian spectral norm)")
+  ax.set_ylabel(ylabel)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize="x-small", ncol=2, title="configuration (marker: game "
+            + ", ".join(f"{markers[k % len(markers)]}={game_of(g)[1]}"
+                        for k, g in enumerate(runset.games)) + ")",
+            title_fontsize="x-small")
+  fig.tight_layout()
+  fig.savefig(out_png, dpi=120)
+  plt.close(fig)
+  return True
+
+
 def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
                  title: str = "", reps: int = BOOTSTRAP_REPS) -> str:
   """Writes every table and figure of the runs under ``runs_root`` into
   ``out_dir`` with an ``index.md`` listing them; returns the index path.
   """
-  runset = RunSet.from_root(runs_root)
+  runset = RunSet.from_root(runs_root, complete_only=True)
+  skipped = len(find_runs(runs_root)) - len(runset.runs)
   os.makedirs(out_dir, exist_ok=True)
   figures: List[Tuple[str, str]] = []  # (file, caption)
   tables: List[Tuple[str, str]] = []
   plt = _plt()
+  several = len(runset.models) > 1
 
   # Learning curves and measures over training, per game.
   for game in runset.games:
     dirs, labels = [], []
-    for label in runset.labels:
-      for r in runset.select(game, label):
-        dirs.append(r["dir"])
-        labels.append(label)
+    for model in runset.models:
+      for label in runset.labels:
+        for r in runset.select(game, label):
+          if r["model"] == model:
+            dirs.append(r["dir"])
+            labels.append(f"{label} {model}" if several else label)
     for metric, what in (("eval/return", "evaluation return"),
                          (SMOOTHNESS, "mean Jacobian spectral norm"),
                          ("smooth/grad_norm_mean", "mean greedy-Q gradient norm"),
@@ -273,44 +502,75 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   _write_csv(os.path.join(out_dir, "scores.csv"), rows)
   tables.append(("scores.csv", "final score of every run (raw and normalised), "
                                "final mean Jacobian norm"))
-  norm_name = ("human-normalised score" if runset.suite == "atari" else
-               f"score / final score of {runset.baseline_label(baseline)}")
+  if runset.suite == "atari":
+    norm_name = "human-normalised score"
+    norm_rule = ("Normalised score: (score - random) / (human - random), "
+                 "per game.")
+  else:
+    base = runset.baseline_label(baseline)
+    norm_name = f"score / final score of {base}"
+    norm_rule = (f"Normalised score: a run's final score divided by the mean "
+                 f"final score of {base} (the unnormalised baseline) on the "
+                 f"same game" + (" and net" if several else "") +
+                 f", so {base} is 1.0 on every "
+                 + ("(game, net) pair." if several else "game."))
   per_game = []
-  for game in runset.games:
+  for task in runset.tasks:
     for label in runset.labels:
-      sel = [r for r in rows if r["game"] == game and r["label"] == label]
+      sel = [r for r in rows if r["task"] == task and r["label"] == label]
       if sel:
         per_game.append(dict(
-            game=game, label=label, runs=len(sel),
+            game=sel[0]["game"], model=sel[0]["model"], label=label, runs=len(sel),
             score_mean=float(np.mean([r["score"] for r in sel])),
             score_std=float(np.std([r["score"] for r in sel])),
             normalized_mean=float(np.mean([r["normalized"] for r in sel])),
             jacobian_norm_mean=float(np.mean([r["jacobian_norm"] for r in sel]))))
   _write_csv(os.path.join(out_dir, "per_game.csv"), per_game)
-  tables.append(("per_game.csv", "per game and configuration: mean and std of "
-                                  "final scores over seeds"))
+  tables.append(("per_game.csv", "per game" + (" and net" if several else "") +
+                 " and configuration: mean and std of final scores over seeds"))
 
-  # Aggregates with rliable, over the games whose normalised scores exist
-  # (a MinAtar baseline scoring 0 on a game leaves that game undefined).
-  agg_games = [g for g in runset.games
-               if all(np.isfinite(r["normalized"]) for r in rows if r["game"] == g)]
-  excluded = [g for g in runset.games if g not in agg_games]
-  notes = []
+  # Aggregates with rliable, over the tasks whose normalised scores exist
+  # (a MinAtar baseline scoring 0 on a task leaves that task undefined).
+  agg_tasks = [t for t in runset.tasks
+               if all(np.isfinite(r["normalized"]) for r in rows if r["task"] == t)]
+  excluded = [t for t in runset.tasks if t not in agg_tasks]
+  notes = [norm_rule]
+  if skipped:
+    notes.append(f"Left out: {skipped} run(s) not yet evaluated at their "
+                 "num_steps (still running or stopped).")
   if excluded:
     notes.append(f"Excluded from the aggregates (normalised score undefined: "
                  f"the baseline's final score is 0): {', '.join(excluded)}.")
-  if not agg_games:
+  if not agg_tasks:
     raise ValueError("no game has a defined normalised score (the baseline "
                      "scores 0 everywhere); choose another --baseline.")
-  matrices = score_matrices(rows, agg_games, labels=runset.labels)
-  agg = aggregate_scores(matrices, reps=reps)
-  agg_rows = [dict(label=label, runs_per_game=matrices[label].shape[0],
-                   **{f"{k}{suffix}": v[i] for k, v in agg[label].items()
-                      for i, suffix in enumerate(("", "_ci_low", "_ci_high"))})
-              for label in agg]
-  _write_csv(os.path.join(out_dir, "aggregates.csv"), agg_rows)
+  agg_rows_all = [r for r in rows if r["task"] in agg_tasks]
+
+  def aggregate_rows(sel, model=None):
+    matrices = score_matrices(sel, [t for t in agg_tasks
+                                    if any(r["task"] == t for r in sel)],
+                              labels=[l for l in runset.labels
+                                      if any(r["label"] == l for r in sel)],
+                              skip_missing=True)
+    agg = aggregate_scores(matrices, reps=reps)
+    out = [dict(**({"model": model} if several else {}), label=label,
+                tasks=matrices[label].shape[1],
+                runs_per_task=matrices[label].shape[0],
+                **{f"{k}{suffix}": v[i] for k, v in agg[label].items()
+                   for i, suffix in enumerate(("", "_ci_low", "_ci_high"))})
+           for label in agg]
+    return matrices, agg, out
+
+  matrices, agg, agg_rows = aggregate_rows(agg_rows_all, "all" if several else None)
+  model_agg_rows = []
+  if several:
+    for model in runset.models:
+      model_agg_rows += aggregate_rows(
+          [r for r in agg_rows_all if r["model"] == model], model)[2]
+  _write_csv(os.path.join(out_dir, "aggregates.csv"), agg_rows + model_agg_rows)
   tables.append(("aggregates.csv", f"median, IQM, mean and optimality gap of "
-                                    f"the {norm_name} with 95% CIs"))
+                                    f"the {norm_name} with 95% CIs" +
+                 (", over all nets and per net" if several else "")))
   from rliable import library as rly  # pylint: disable=g-import-not-at-top
   from rliable import plot_utils  # pylint: disable=g-import-not-at-top
   labels = list(matrices)
@@ -323,8 +583,9 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   fig.savefig(os.path.join(out_dir, "aggregates.png"), dpi=120,
               bbox_inches="tight")
   plt.close(fig)
-  figures.append(("aggregates.png", f"aggregate {norm_name} over games and "
-                                    "runs, 95% stratified-bootstrap CIs (rliable)"))
+  figures.append(("aggregates.png", f"aggregate {norm_name} over games"
+                  + (" and nets" if several else "") +
+                  " and runs, 95% stratified-bootstrap CIs (rliable)"))
   all_scores = np.concatenate([m.ravel() for m in matrices.values()])
   taus = np.linspace(min(0.0, float(np.nanmin(all_scores))),
                      float(np.nanmax(all_scores)) * 1.05 + 1e-9, 81)
@@ -345,28 +606,27 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   figures.append(("performance_profile.png", "performance profiles: fraction "
                   "of runs with normalised score > tau, 95% CIs (rliable)"))
 
-  # Smoothness against score (the paper's scatter), one point per
-  # (game, configuration).
-  pts = [p for p in per_game if np.isfinite(p["jacobian_norm_mean"])]
-  if pts:
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for game in runset.games:
-      sel = [p for p in pts if p["game"] == game]
-      ax.scatter([p["jacobian_norm_mean"] for p in sel],
-                 [p["normalized_mean"] for p in sel], label=game)
-      for p in sel:
-        ax.annotate(p["label"], (p["jacobian_norm_mean"], p["normalized_mean"]),
-                    fontsize=6)
-    ax.set_xscale("log")
-    ax.set_xlabel("final mean ||dQ/dx||_2 (Jacobian spectral norm)")
-    ax.set_ylabel(norm_name)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out_dir, "smoothness_vs_score.png"), dpi=120)
-    plt.close(fig)
-    figures.append(("smoothness_vs_score.png", "final Jacobian norm against "
-                    "normalised final score, one point per game and configuration"))
+  # The studies' figures.
+  plot_scores_by_config(agg_rows_all, runset,
+                        os.path.join(out_dir, "scores_by_config.png"),
+                        norm_name, reps)
+  figures.append(("scores_by_config.png", "normalised final score per "
+                  "configuration: each run a dot (colour: game), mean with 95% "
+                  "CI in black" + ("; over all nets, then one panel per net"
+                                   if several else "")))
+  if several:
+    plot_score_per_model(agg_rows_all, runset,
+                         os.path.join(out_dir, "score_per_model.png"),
+                         norm_name, reps)
+    figures.append(("score_per_model.png", "final score per net, one line per "
+                    "configuration: raw per game (mean over seeds, min-max) "
+                    "and normalised over games (mean, 95% CI)"))
+  if plot_smoothness_vs_score(rows, runset,
+                              os.path.join(out_dir, "smoothness_vs_score.png"),
+                              norm_name):
+    figures.append(("smoothness_vs_score.png", "final mean Jacobian norm "
+                    "against normalised final score, one point per run, colour "
+                    "by configuration"))
 
   # The index.
   lines = [f"# {title or 'Report'}", "",
@@ -374,21 +634,36 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
            f"Runs: {len(runset.runs)} under "
            f"`{os.path.relpath(runs_root, out_dir)}` "
            "(relative to this report); "
-           f"games: {', '.join(runset.games)}; configurations: "
-           f"{', '.join(runset.labels)}. Normalised score: {norm_name}.",
+           f"games: {', '.join(runset.games)}; "
+           + (f"nets: {', '.join(runset.models)}; " if several else "") +
+           f"configurations: {', '.join(runset.labels)}.", "",
            *notes, "",
-           "## Aggregates (95% stratified-bootstrap CIs, rliable)", "",
-           "| configuration | runs/game | median | IQM | mean | optimality gap |",
-           "|---|---|---|---|---|---|"]
-  for r in agg_rows:
-    cells = [f"{r[a]:.3f} [{r[a + '_ci_low']:.3f}, {r[a + '_ci_high']:.3f}]"
-             for a in AGGREGATES]
-    lines.append(f"| {r['label']} | {r['runs_per_game']} | " + " | ".join(cells) + " |")
+           "## Aggregates (95% stratified-bootstrap CIs, rliable)", ""]
+  head = ["| configuration | tasks | runs/task | median | IQM | mean | optimality gap |",
+          "|---|---|---|---|---|---|---|"]
+
+  def table(sel):
+    out = list(head)
+    for r in sel:
+      cells = [f"{r[a]:.3f} [{r[a + '_ci_low']:.3f}, {r[a + '_ci_high']:.3f}]"
+               for a in AGGREGATES]
+      out.append(f"| {r['label']} | {r['tasks']} | {r['runs_per_task']} | "
+                 + " | ".join(cells) + " |")
+    return out
+
+  if several:
+    lines += ["All nets (a task is a game and a net):", ""]
+  lines += table(agg_rows)
+  for model in (runset.models if several else ()):
+    lines += ["", f"Net {model}:", ""]
+    lines += table([r for r in model_agg_rows if r["model"] == model])
   lines += ["", "## Final scores per game (mean ± std over seeds)", "",
-            "| game | configuration | runs | score | normalised | Jacobian norm |",
-            "|---|---|---|---|---|---|"]
+            "| game | " + ("net | " if several else "") +
+            "configuration | runs | score | normalised | Jacobian norm |",
+            "|---|---|---|---|---|---|" + ("---|" if several else "")]
   for p in per_game:
-    lines.append(f"| {p['game']} | {p['label']} | {p['runs']} | "
+    lines.append(f"| {p['game']} | " + (f"{p['model']} | " if several else "") +
+                 f"{p['label']} | {p['runs']} | "
                  f"{p['score_mean']:.2f} ± {p['score_std']:.2f} | "
                  f"{p['normalized_mean']:.3f} | {p['jacobian_norm_mean']:.4g} |")
   lines += ["", "## Figures", ""]

@@ -87,7 +87,7 @@ def test_report_lists_every_file_it_writes(minatar_runs, tmp_path):
                "smoothness_vs_score.png", "scores.csv", "aggregates.csv",
                "curve_minatar_asterix_eval_return.png"):
     assert name in written
-  assert "| SN[-2] | 2 | 2.000 [2.000, 2.000]" in text
+  assert "| SN[-2] | 2 | 2 | 2.000 [2.000, 2.000]" in text
   with open(out / "aggregates.png", "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
@@ -127,3 +127,88 @@ def test_bad_inputs_are_refused_with_a_reason(tmp_path, minatar_runs):
                                                  and r["game"] == "minatar:breakout")]
   with pytest.raises(ValueError, match="'C51' has different numbers of runs per game"):
     aggregate.score_matrices(rows, runset.games)
+
+
+# ------------------------------------------------------- the paper's studies
+
+@pytest.fixture
+def two_net_runs(tmp_path):
+  """Two nets, two games, two seeds; SN only on the bigger net (as in sizes)."""
+  root = str(tmp_path / "runs")
+  nets = {"8-8-8/32": 1.0, "32-32-24/256": 10.0}  # baseline level per net
+  for net, level in nets.items():
+    d = net.replace("/", "_")
+    for game in ("breakout", "seaquest"):
+      for seed in (0, 1):
+        make_run(root, f"{game}/{d}/none_s{seed}", f"minatar:{game}", seed,
+                 [0, level * (1 + seed)], agent="dqn", minatar_model=net,
+                 jacobian=10.0)
+        if net.startswith("32"):  # 3x the baseline's mean on the big net
+          make_run(root, f"{game}/{d}/sn-2_s{seed}", f"minatar:{game}", seed,
+                   [0, level * 4.5], spectral="-2", agent="dqn",
+                   minatar_model=net, jacobian=1.0)
+  return root
+
+
+def test_minatar_scores_are_normalised_per_game_and_net(two_net_runs):
+  runset = aggregate.RunSet.from_root(two_net_runs)
+  assert runset.labels == ["DQN", "SN[-2]"]
+  assert runset.models == ["8-8-8/32", "32-32-24/256"]  # by width, not by name
+  rows = runset.score_rows()
+  by = {(r["game"], r["model"], r["label"], r["seed"]): r for r in rows}
+  # Baseline mean per net: 1.5 on the small net, 15 on the big one.
+  assert by[("minatar:breakout", "8-8-8/32", "DQN", 1)]["normalized"] == pytest.approx(2 / 1.5)
+  assert by[("minatar:breakout", "32-32-24/256", "DQN", 0)]["normalized"] == pytest.approx(10 / 15)
+  assert by[("minatar:seaquest", "32-32-24/256", "SN[-2]", 1)]["normalized"] == pytest.approx(3.0)
+  with pytest.raises(ValueError, match="different numbers of runs per game"):
+    aggregate.score_matrices(rows, runset.tasks)  # SN has no run on the small net
+  m = aggregate.score_matrices(rows, runset.tasks, skip_missing=True)
+  assert m["DQN"].shape == (2, 4) and m["SN[-2]"].shape == (2, 2)
+  np.testing.assert_allclose(m["SN[-2]"], 3.0)
+
+
+def test_report_of_several_nets_has_per_net_tables_and_figures(two_net_runs, tmp_path):
+  out = tmp_path / "report"
+  text = open(aggregate.write_report(two_net_runs, str(out), reps=100)).read()
+  written = sorted(os.listdir(out))
+  for name in ("scores_by_config.png", "score_per_model.png",
+               "smoothness_vs_score.png"):
+    assert name in written and f"[{name}]({name})" in text
+  assert "same game and net" in text
+  assert "| SN[-2] | 2 | 2 | 3.000 [3.000, 3.000]" in text  # tasks, runs/task
+  assert "Net 8-8-8/32:" in text and "Net 32-32-24/256:" in text
+  with open(out / "aggregates.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert {(r["model"], r["label"]) for r in rows} == {
+      ("all", "DQN"), ("all", "SN[-2]"), ("8-8-8/32", "DQN"),
+      ("32-32-24/256", "DQN"), ("32-32-24/256", "SN[-2]")}
+
+
+def test_report_leaves_out_runs_that_have_not_reached_num_steps(minatar_runs, tmp_path):
+  # Evaluated at step 50 of 100: still running.
+  make_run(minatar_runs, "a/sn-3_s0", "minatar:asterix", 0, [100.0], spectral="-3")
+  runset = aggregate.RunSet.from_root(minatar_runs, complete_only=True)
+  assert "SN[-3]" not in runset.labels
+  with open(os.path.join(minatar_runs, "a/sn-3_s0/config.json")) as f:
+    assert json.load(f)["num_steps"] == 100
+  text = open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
+  assert "Left out: 1 run(s)" in text and "SN[-3]" not in text
+
+
+@pytest.mark.parametrize("study,expected", [
+    ("layers", ["DQN", "SN[-2]", "SN[-3]", "SN[-4]", "SN[-2,-3]"]),
+    ("schedulers", ["DQN", "SN[-2]", "DivOut[-2]", "DivGrad[-2] leave_smaller",
+                    "DivGrad[-2] per_layer leave_smaller", "MulEps[-2]"]),
+    ("smoothness", ["DQN", "SN[-1] leave_smaller", "SN[-2] leave_smaller",
+                    "SN[-2] k=2 leave_smaller", "SN[-2] k=10 leave_smaller",
+                    "SN[-3] leave_smaller", "SN[-1,-2,-3] leave_smaller"]),
+])
+def test_study_cells_get_distinct_readable_labels(study, expected, tmp_path):
+  from sn_tf import experiments  # pylint: disable=g-import-not-at-top
+  plan = experiments.dqn_study_plan(study, "medium", str(tmp_path),
+                                    games=["breakout"], seeds=[0])
+  configs = [json.loads(run.config.to_json()) for run in plan]
+  varying = aggregate.varying_fields(configs)
+  labels = [aggregate.config_label(c, varying) for c in configs]
+  assert sorted(labels) == sorted(expected)
+  assert len(set(labels)) == len(labels)
