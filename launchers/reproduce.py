@@ -89,8 +89,11 @@ def main(argv):
         print(json.dumps(config, sort_keys=True))
       print(f"runs={len(plan)}")
       return
+    title = (f"DQN {_STUDY.value} study, {_BUDGET.value} budget"
+             if _AGENT.value == "dqn" else f"C51 study, {_BUDGET.value} budget")
     result = experiments.run_study(plan, out, workers=_WORKERS.value,
-                                   ray_address=_RAY_ADDRESS.value or None)
+                                   ray_address=_RAY_ADDRESS.value or None,
+                                   title=f"{title} ({len(plan)} runs)")
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None
   if result["failed"]:

@@ -282,7 +282,8 @@ def dqn_study_plan(study: str, budget: str, out_dir: str, *,
 
 def run_study(plan: Sequence[PlannedRun], out_dir: str, workers: int = 2,
               ray_address: Optional[str] = None, report: bool = True,
-              echo: Callable[[str], None] = print) -> Dict[str, Any]:
+              echo: Callable[[str], None] = print,
+              title: str = "") -> Dict[str, Any]:
   """Runs ``plan`` as Ray tasks (``sweeps.run_plan``), then the report.
 
   ``workers`` is the CPU count of the embedded local Ray (one run per CPU);
@@ -308,6 +309,6 @@ def run_study(plan: Sequence[PlannedRun], out_dir: str, workers: int = 2,
     from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
     result["report"] = aggregate.write_report(
         os.path.join(out_dir, "runs"), os.path.join(out_dir, "report"),
-        title=f"Reproduction ({len(plan)} runs)")
+        title=title or f"Reproduction ({len(plan)} runs)")
     echo(f"report: {result['report']}")
   return result

@@ -156,4 +156,9 @@ def test_a_two_run_dqn_study_runs_through_the_same_path(tmp_path):
   for run in plan:
     rows = open(os.path.join(run.config.root_dir, "metrics.csv")).read().splitlines()
     assert rows[-1].split(",")[0] == "300"
-  assert os.path.isfile(os.path.join(out, "report", "index.md"))
+  with open(os.path.join(out, "report", "index.md")) as f:
+    index = f.read()
+  # DQN is the baseline every score is divided by; both cells are in the report.
+  assert "final score of DQN (the unnormalised baseline)" in index
+  assert "| DQN | 1 | 1 |" in index and "| SN[-2] | 1 | 1 |" in index
+  assert os.path.isfile(os.path.join(out, "report", "scores_by_config.png"))
