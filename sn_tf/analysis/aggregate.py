@@ -185,7 +185,7 @@ class RunSet:
     """The runs under ``root``; with ``complete_only``, only those whose last
     evaluation is at their ``num_steps`` (a run still going is left out)."""
     runs = find_runs(root)
-    if complete_only:
+    if complete_only and runs:
       runs = [d for d in runs if is_complete(d)]
       if not runs:
         raise ValueError(f"no complete run under {root!r} (none has "

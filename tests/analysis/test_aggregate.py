@@ -112,8 +112,9 @@ def test_labels_name_every_varying_field(tmp_path):
 
 def test_bad_inputs_are_refused_with_a_reason(tmp_path, minatar_runs):
   os.makedirs(tmp_path / "empty")
-  with pytest.raises(ValueError, match="no run directories"):
-    aggregate.RunSet.from_root(str(tmp_path / "empty"))
+  for complete_only in (False, True):
+    with pytest.raises(ValueError, match="no run directories"):
+      aggregate.RunSet.from_root(str(tmp_path / "empty"), complete_only=complete_only)
   with pytest.raises(ValueError, match="is not a directory"):
     aggregate.find_runs(str(tmp_path / "missing"))
   make_run(str(tmp_path / "mixed"), "m", "minatar:breakout", 0, [1])
