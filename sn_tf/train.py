@@ -176,7 +176,7 @@ class _Measures:
     self._path, self._config, self._compute = path, config, compute
     self._states = None
     if os.path.isfile(path):
-      self._states = np.load(path)
+      self._states = np.load(path, allow_pickle=False)
 
   def __call__(self, replay) -> Dict[str, float]:
     if self._states is None:

@@ -38,6 +38,7 @@ import gymnasium as gym
 import numpy as np
 
 from sn_tf.envs import _checks
+from sn_tf.envs import snapshots
 from sn_tf.envs.atari_preprocessing import AtariFramePreprocessing
 from sn_tf.envs.gym_adapter import GymnasiumEnv
 
@@ -215,7 +216,7 @@ class AtariEnv(GymnasiumEnv):
   def _get_gym_state(self) -> Dict[str, Any]:
     unwrapped = self._base.unwrapped
     return {
-        "ale": self.ale.cloneState(include_rng=True),
+        "ale": snapshots.ale_state_to_data(self.ale.cloneState(include_rng=True)),
         "np_random": unwrapped.np_random.bit_generator.state,
         # pylint: disable-next=protected-access
         "has_reset": [w._has_reset for w in self._base_wrappers()],
@@ -225,7 +226,7 @@ class AtariEnv(GymnasiumEnv):
     }
 
   def _set_gym_state(self, state: Dict[str, Any]) -> None:
-    self.ale.restoreState(state["ale"])
+    self.ale.restoreState(snapshots.ale_state_from_data(state["ale"]))
     self._base.unwrapped.np_random.bit_generator.state = state["np_random"]
     for wrapper, has_reset in zip(self._base_wrappers(), state["has_reset"]):
       wrapper._has_reset = has_reset  # pylint: disable=protected-access

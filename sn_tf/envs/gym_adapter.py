@@ -27,6 +27,7 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from sn_tf.envs import _checks
+from sn_tf.envs import snapshots
 
 
 def _observation_spec(space: gym.Space) -> array_spec.BoundedArraySpec:
@@ -130,14 +131,15 @@ class GymnasiumEnv(py_environment.PyEnvironment):
     return ts.transition(obs, reward, discount=np.float32(1.0))
 
   def get_state(self) -> Dict[str, Any]:
-    """Returns a picklable snapshot of the adapter and the wrapped env.
+    """A snapshot of the adapter and the wrapped env as plain data
+    (``envs.snapshots``; ``_get_gym_state`` must return data too).
 
     Raises:
       NotImplementedError: if ``_get_gym_state`` is not overridden.
     """
     gym_state = self._get_gym_state()
     return copy.deepcopy({
-        "time_step": self._current_time_step,
+        "time_step": snapshots.time_step_to_data(self._current_time_step),
         "pending_seed": self._pending_seed,
         "last_info": self._last_info,
         "gym": gym_state,
@@ -147,7 +149,7 @@ class GymnasiumEnv(py_environment.PyEnvironment):
     """Restores a snapshot taken by ``get_state`` (on an env of same args)."""
     state = copy.deepcopy(state)
     self._set_gym_state(state["gym"])
-    self._current_time_step = state["time_step"]
+    self._current_time_step = snapshots.time_step_from_data(state["time_step"])
     self._pending_seed = state["pending_seed"]
     self._last_info = state["last_info"]
 

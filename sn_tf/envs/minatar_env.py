@@ -7,7 +7,6 @@ grid, one channel per object type. The paper's C51 setup uses the full
 evaluation) and its difficulty ramping, which are MinAtar's own defaults.
 """
 
-import copy
 from typing import Any, Dict, Tuple
 
 import minatar
@@ -17,6 +16,7 @@ from tf_agents.specs import array_spec
 from tf_agents.trajectories import time_step as ts
 
 from sn_tf.envs import _checks
+from sn_tf.envs import snapshots
 
 MINATAR_GAMES: Tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest",
                                   "space_invaders")
@@ -42,8 +42,8 @@ class MinAtarEnv(py_environment.PyEnvironment):
   the sticky actions and the game; the game is reset after seeding because
   MinAtar's constructor already reset it with an unseeded RNG.
 
-  ``get_state`` returns a deep copy of the ``minatar.Environment`` (game
-  state, RNG, last action for stickiness) and of the current time step;
+  ``get_state`` returns the ``minatar.Environment`` (game state, RNG, last
+  action for stickiness) and the current time step as plain data;
   ``set_state`` installs a copy, so the env continues exactly.
 
   Args:
@@ -117,16 +117,16 @@ class MinAtarEnv(py_environment.PyEnvironment):
     return ts.transition(self._observation(), reward, discount=np.float32(1.0))
 
   def get_state(self) -> Dict[str, Any]:
-    """Returns a picklable snapshot: the MinAtar env and the current step."""
-    return copy.deepcopy({"minatar": self._env,
-                          "time_step": self._current_time_step})
+    """A snapshot as plain data (``envs.snapshots``): the MinAtar env's and
+    game's fields, their RNG state, and the current time step."""
+    return {"minatar": snapshots.minatar_to_data(self._env),
+            "time_step": snapshots.time_step_to_data(self._current_time_step)}
 
   def set_state(self, state: Dict[str, Any]) -> None:
     """Restores a snapshot taken by ``get_state`` on an env of the same game."""
-    state = copy.deepcopy(state)
-    if state["minatar"].game_name() != self._game:
+    if state["minatar"]["game"] != self._game:
       raise ValueError(f"state is of MinAtar game "
-                       f"{state['minatar'].game_name()!r}, env plays "
+                       f"{state['minatar']['game']!r}, env plays "
                        f"{self._game!r}")
-    self._env = state["minatar"]
-    self._current_time_step = state["time_step"]
+    snapshots.minatar_from_data(self._env, state["minatar"])
+    self._current_time_step = snapshots.time_step_from_data(state["time_step"])

@@ -66,7 +66,8 @@ def make_env(env_id: str, *, seed: int, training: bool,
   ``[84, 84, 4]`` uint8 under ``atari_protocol`` (see ``sn_tf.envs.atari``);
   ``training`` decides whether a lost life ends an episode ("paper").
 
-  Both expose ``get_state()``/``set_state()`` for checkpoint/resume.
+  Both expose ``get_state()``/``set_state()`` for checkpoint/resume, as
+  plain data (``envs.snapshots``).
 
   Args:
     env_id: ``"minatar:<game>"`` or ``"atari:<Game>"``.

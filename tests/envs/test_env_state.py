@@ -1,10 +1,11 @@
 """Seeding (reproducible, seed-sensitive) and get_state/set_state resume."""
 
-import pickle
+import tempfile
 
 import numpy as np
 import pytest
 
+from sn_tf import datafiles
 from sn_tf.envs import make_env
 from sn_tf.envs import MINATAR_GAMES
 
@@ -45,12 +46,21 @@ def test_atari_seeding(env_id, protocol, training, n, drive, actions):
   assert runs[0] != runs[2]
 
 
+def through_files(state):
+  """``state`` written as data files (JSON + npz, as checkpoints are) and
+  read back."""
+  with tempfile.TemporaryDirectory() as d:
+    datafiles.write(d, "state", state, fsync=False)
+    return datafiles.read(d, "state")
+
+
 def check_resume(make, stream, split, drive):
-  """Snapshot after ``split`` steps; a fresh env continues identically."""
+  """Snapshot after ``split`` steps, through data files; a fresh env
+  continues identically."""
   env = make()
   env.reset()
   drive(env, stream[:split])
-  state = pickle.loads(pickle.dumps(env.get_state()))
+  state = through_files(env.get_state())
   expected = drive(env, stream[split:])
   fresh = make()
   fresh.set_state(state)
@@ -109,7 +119,7 @@ def test_atari_resume_at_life_loss(drive, actions):
   assert env.current_time_step().is_last()
   lives = env.get_info()["lives"]
   assert 0 < lives < 5
-  state = env.get_state()
+  state = through_files(env.get_state())
   stream = actions(4, 200, seed=4)
   expected = drive(env, stream)
   fresh = make()

@@ -52,7 +52,8 @@ FULL = pytest.mark.faults_full
 @pytest.mark.parametrize("damage,file", [
     (_truncate, "replay.npz"), (_flip_byte, "tf.data-00000-of-00001"),
     pytest.param(_flip_byte, "replay.npz", marks=FULL),
-    pytest.param(_truncate, "state.pkl", marks=FULL),
+    pytest.param(_truncate, "state.json", marks=FULL),
+    pytest.param(_flip_byte, "state.npz", marks=FULL),
     pytest.param(os.remove, "MANIFEST.json", marks=FULL)])
 def test_corrupt_newest_checkpoint_resumes_from_the_previous_one(
     tmp_path, full_run, damage, file, monkeypatch):

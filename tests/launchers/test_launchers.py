@@ -170,3 +170,16 @@ def test_study_launchers_refuse_bad_flags_before_any_work(script, args, match, t
   result = run(script, f"--out={out}", *args)
   assert result.returncode != 0 and match in result.stderr, result.stderr
   assert not out.exists()
+
+
+def test_convert_checkpoint_reads_no_pickle_without_the_trust_flag(tmp_path):
+  result = run("convert_checkpoint.py", f"--run_dir={tmp_path}")
+  assert result.returncode != 0
+  assert f"run_dir='{tmp_path}' holds no checkpoints" in result.stderr, result.stderr
+  ckpt = tmp_path / "checkpoints" / "ckpt-000000000200"
+  ckpt.mkdir(parents=True)
+  (ckpt / "state.pkl").write_bytes(b"not read")  # never opened without the flag
+  result = run("convert_checkpoint.py", f"--run_dir={tmp_path}")
+  assert result.returncode != 0
+  assert f"{ckpt / 'state.pkl'}" in result.stderr and "--trust_pickled_checkpoint" in result.stderr
+  assert (ckpt / "state.pkl").read_bytes() == b"not read"
