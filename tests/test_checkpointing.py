@@ -11,28 +11,19 @@ import pytest
 
 from sn_tf import checkpointing
 from sn_tf import datafiles
-from sn_tf import logs
-from sn_tf.config import make_config
 from sn_tf.envs import snapshots
 from sn_tf.train import train
+import test_train  # tests/ is on the path: the tiny config and CSV reader
+from test_train import rows
 
 
 def tiny_config(root, **overrides):
-  values = dict(spectral="-2", num_steps=400, eval_every=200, eval_episodes=2,
-                learning_starts=100, replay_capacity=1000, batch_size=8,
-                target_update_period=50, epsilon_decay_steps=300, log_every=100,
-                eval_max_episode_steps=200)
-  values.update(overrides)
-  return make_config("minatar:breakout", str(root), "minatar", **values)
+  return test_train.tiny_config(root, **dict(dict(num_steps=400), **overrides))
 
 
 def checkpoints(root):
   d = os.path.join(root, "checkpoints")
   return sorted(os.path.join(d, n) for n in os.listdir(d) if n.startswith("ckpt-"))
-
-
-def rows(root):
-  return logs.read_csv(os.path.join(root, logs.CSV_FILE))
 
 
 def test_a_checkpoint_holds_only_data(tmp_path):
@@ -120,9 +111,7 @@ def legacy_state(state, game="breakout"):
 
 @pytest.mark.parametrize("agent", ["c51", "dqn"])
 def test_converted_pickled_checkpoints_resume_exactly(tmp_path, agent):
-  extra = dict(agent="dqn", update_period=4, target_update_period=48,
-               eval_episodes=0,
-               eval_steps=200) if agent == "dqn" else {}
+  extra = dict(test_train.DQN, eval_steps=200) if agent == "dqn" else {}
   train(tiny_config(tmp_path / "full", **extra))
   old = tmp_path / "old"
   train(tiny_config(old, num_steps=200, **extra))
