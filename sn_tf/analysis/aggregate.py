@@ -291,6 +291,34 @@ def aggregate_scores(matrices: Dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS
           for label in matrices}
 
 
+def probability_of_improvement(rows: Sequence[Dict[str, Any]], label: str,
+                               baseline: str, reps: int = BOOTSTRAP_REPS,
+                               seed: int = 0) -> Tuple[float, float, float, int]:
+  """``(P(label > baseline), ci_low, ci_high, tasks)``: rliable's probability
+  that a run of ``label`` scores above a run of ``baseline`` on the same task,
+  averaged over the tasks both have runs on, with a 95% stratified-bootstrap
+  CI.
+
+  Raises:
+    ValueError: the two share no task.
+  """
+  from rliable import library as rly  # pylint: disable=g-import-not-at-top
+  from rliable import metrics  # pylint: disable=g-import-not-at-top
+  tasks = [t for t in dict.fromkeys(r["task"] for r in rows)
+           if any(r["task"] == t and r["label"] == label for r in rows)
+           and any(r["task"] == t and r["label"] == baseline for r in rows)]
+  if not tasks:
+    raise ValueError(f"{label!r} and {baseline!r} share no game.")
+  m = score_matrices(rows, tasks, labels=[label, baseline])
+  np.random.seed(seed)  # rliable draws from NumPy's global generator
+  points, cis = rly.get_interval_estimates(
+      {"x": [m[label], m[baseline]]}, metrics.probability_of_improvement,
+      reps=reps)
+  return (float(np.ravel(points["x"])[0]), float(np.ravel(cis["x"])[0]),
+          float(np.ravel(cis["x"])[1]),
+          len(tasks))
+
+
 # -------------------------------------------------------------------- report
 
 def _write_csv(path: str, rows: Sequence[Dict[str, Any]]) -> None:
@@ -568,6 +596,23 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
       model_agg_rows += aggregate_rows(
           [r for r in agg_rows_all if r["model"] == model], model)[2]
   _write_csv(os.path.join(out_dir, "aggregates.csv"), agg_rows + model_agg_rows)
+  base_label = runset.baseline_label(baseline) if runset.suite == "minatar" else None
+  improvement = []
+  for model in ([None] + runset.models if several else [None]):
+    sel = [r for r in agg_rows_all if model is None or r["model"] == model]
+    for label in runset.labels:
+      if base_label is None or label == base_label or not any(
+          r["label"] == label for r in sel):
+        continue
+      p, lo, hi, n = probability_of_improvement(sel, label, base_label, reps)
+      improvement.append(dict(**({"model": model or "all"} if several else {}),
+                              label=label, baseline=base_label, tasks=n,
+                              probability=p, ci_low=lo, ci_high=hi))
+  if improvement:
+    _write_csv(os.path.join(out_dir, "improvement.csv"), improvement)
+    tables.append(("improvement.csv", f"probability that a run of each "
+                   f"configuration beats a run of {base_label} on the same "
+                   "task, 95% CIs (rliable)"))
   tables.append(("aggregates.csv", f"median, IQM, mean and optimality gap of "
                                     f"the {norm_name} with 95% CIs" +
                  (", over all nets and per net" if several else "")))
@@ -657,6 +702,17 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   for model in (runset.models if several else ()):
     lines += ["", f"Net {model}:", ""]
     lines += table([r for r in model_agg_rows if r["model"] == model])
+  if improvement:
+    lines += ["", f"## Probability of improvement over {base_label} (95% CIs, rliable)", "",
+              f"P(X > {base_label}): the chance that a run of X scores above a run "
+              f"of {base_label} on the same task, averaged over tasks; 0.5 is no "
+              "difference.", "",
+              "| " + ("net | " if several else "") + "configuration | tasks | P(X > baseline) |",
+              "|---|---|---|" + ("---|" if several else "")]
+    for r in improvement:
+      lines.append("| " + (f"{r['model']} | " if several else "") +
+                   f"{r['label']} | {r['tasks']} | {r['probability']:.3f} "
+                   f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] |")
   lines += ["", "## Final scores per game (mean ± std over seeds)", "",
             "| game | " + ("net | " if several else "") +
             "configuration | runs | score | normalised | Jacobian norm |",

@@ -213,3 +213,15 @@ def test_study_cells_get_distinct_readable_labels(study, expected, tmp_path):
   labels = [aggregate.config_label(c, varying) for c in configs]
   assert sorted(labels) == sorted(expected)
   assert len(set(labels)) == len(labels)
+
+
+def test_probability_of_improvement_has_known_values(minatar_runs, tmp_path):
+  rows = aggregate.RunSet.from_root(minatar_runs).score_rows()
+  # SN is 2.0 everywhere, above every C51 run (2/3, 1, 1, 4/3): P = 1 exactly.
+  assert aggregate.probability_of_improvement(rows, "SN[-2]", "C51", reps=100) == (
+      1.0, 1.0, 1.0, 2)
+  # C51 against itself: ties count one half, so P = 0.5.
+  p, low, high, _ = aggregate.probability_of_improvement(rows, "C51", "C51", reps=100)
+  assert p == pytest.approx(0.5) and low <= 0.5 <= high
+  text = open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
+  assert "| SN[-2] | 2 | 1.000 [1.000, 1.000] |" in text
