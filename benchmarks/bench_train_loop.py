@@ -7,9 +7,12 @@ on MinAtar Breakout and reports env steps/s over the last logging window
 isolated compiled update, greedy act call and raw env step, the floor
 1 / (update / update_period + act + env step), the ratio of end-to-end
 speed to that floor, and the time of the loop's fused update + next-action
-call (which is why the ratio can exceed 1). Then a profile of the update's
-parts. Prints the tables, then `end_to_end_steps_per_s_sn=<value>` for the
-last SN setting.
+call (which is why the ratio can exceed 1). Beside it, the plain-Keras floor:
+the same formula with a hand-written Keras step of the same agent and net
+(`plain_keras_times`), timed before and after the loop in the same process,
+and end to end over it. Then a profile of the update's parts. Prints the
+tables, then `end_to_end_steps_per_s_<sn|none>=<value>` and, last,
+`e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
   python benchmarks/bench_train_loop.py [--agent c51|dqn] [--spectral none,-2]
 """
@@ -101,6 +104,93 @@ def isolated_times(config, repeats):
   return times, profile
 
 
+def plain_keras_times(config, obs_shape, num_actions, repeats):
+  """ms of a plain Keras step of the same agent and net, no sn_tf code: the
+  floor a hand-written loop would reach.
+
+  The net is ``Sequential`` Conv2D(3x3, relu)... -> Flatten -> Dense(relu)...
+  -> Dense (``config.minatar_model``); Adam; batch ``config.batch_size``.
+  The update is one ``tf.function``: target forward on the next
+  observations, the target (C51: greedy next action by expected value and
+  the categorical projection onto the support; DQN: max over actions), online
+  forward, loss on the taken action (C51: softmax cross-entropy; DQN: MSE),
+  backward, Adam. The act is a ``tf.function`` greedy action at batch 1,
+  called the ordinary way.
+  """
+  from sn_tf.networks import parse_minatar_model  # pylint: disable=g-import-not-at-top
+  model = parse_minatar_model(config.minatar_model)
+  c51 = config.agent == "c51"
+  atoms = config.num_atoms if c51 else 1
+  layers = tf.keras.layers
+
+  def net():
+    stack = [layers.Conv2D(f, 3, activation="relu") for f in model.conv_filters]
+    stack += [layers.Flatten()]
+    stack += [layers.Dense(u, activation="relu") for u in model.fc_units]
+    stack += [layers.Dense(num_actions * atoms)]
+    n = tf.keras.Sequential(stack)
+    n.build((None,) + tuple(obs_shape))
+    return n
+
+  online, target = net(), net()
+  optimizer = tf.keras.optimizers.Adam(config.lr, epsilon=config.adam_eps)
+  support = tf.linspace(config.min_q_value, config.max_q_value, atoms)
+  delta = (config.max_q_value - config.min_q_value) / max(atoms - 1, 1)
+
+  def q_of(network, obs):
+    out = network(tf.cast(obs, tf.float32))
+    if not c51:
+      return out, out
+    logits = tf.reshape(out, [-1, num_actions, atoms])
+    return logits, tf.reduce_sum(tf.nn.softmax(logits) * support, -1)
+
+  @tf.function
+  def update(obs, action, reward, next_obs, discount):
+    next_out, next_q = q_of(target, next_obs)
+    gamma = config.gamma * discount
+    if c51:
+      best = tf.argmax(next_q, -1, output_type=tf.int32)
+      probs = tf.nn.softmax(tf.gather(next_out, best, batch_dims=1))
+      tz = tf.clip_by_value(reward[:, None] + gamma[:, None] * support[None],
+                            config.min_q_value, config.max_q_value)
+      weights = tf.clip_by_value(
+          1.0 - tf.abs(tz[:, None, :] - support[None, :, None]) / delta, 0.0, 1.0)
+      y = tf.reduce_sum(weights * probs[:, None, :], -1)
+    else:
+      y = reward + gamma * tf.reduce_max(next_q, -1)
+    with tf.GradientTape() as tape:
+      out, _ = q_of(online, obs)
+      chosen = tf.gather(out, action, batch_dims=1)
+      if c51:
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y, chosen))
+      else:
+        loss = tf.reduce_mean(tf.square(y - chosen))
+    grads = tape.gradient(loss, online.trainable_variables)
+    optimizer.apply_gradients(zip(grads, online.trainable_variables))
+    return loss
+
+  @tf.function
+  def act(obs):
+    return tf.argmax(q_of(online, obs)[1], -1, output_type=tf.int32)
+
+  rng = np.random.default_rng(1)
+  shape = (config.batch_size,) + tuple(obs_shape)
+  args = ((rng.random(shape) > 0.7).astype(np.uint8),
+          rng.integers(0, num_actions, shape[0]).astype(np.int32),
+          rng.random(shape[0]).astype(np.float32),
+          (rng.random(shape) > 0.7).astype(np.uint8),
+          np.ones(shape[0], np.float32))
+  obs = args[0][:1]
+  return dict(train=_timed(lambda: float(update(*args)), repeats),
+              act=_timed(lambda: int(act(obs).numpy()[0]), repeats))
+
+
+def floor_steps_per_s(times, env_ms, update_period):
+  """``1 / (update / update_period + act + env step)`` in steps/s: one env
+  step costs an act call, the env step and 1/update_period of an update."""
+  return 1e3 / (times["train"] / update_period + times["act"] + env_ms)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--spectral", default="none,-2",
@@ -118,6 +208,7 @@ def main():
   if args.steps < 2000:
     parser.error(f"--steps={args.steps}: allowed: >= 2000 (warm-up + 1000 timed)")
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
+  from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   from sn_tf.logs import read_csv  # pylint: disable=g-import-not-at-top
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
@@ -127,10 +218,11 @@ def main():
         f"(preset {preset}), batch 32, {args.steps} steps per run")
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
             f"{'act ms':>7s} {'env ms':>7s} {'floor steps/s':>14s} "
-            f"{'e2e/floor':>10s} {'fused ms':>10s}")
+            f"{'e2e/floor':>10s} {'fused ms':>10s} {'plain floor':>12s} "
+            f"{'e2e/plain':>10s}")
   print(header)
   print("-" * len(header))
-  last, profiles = None, {}
+  last, profiles, plains = None, {}, []
   for spec in specs:
     root = tempfile.mkdtemp(prefix="bench_train_loop_")
     try:
@@ -143,6 +235,11 @@ def main():
           log_every=1000,
           eval_every=args.steps, eval_episodes=1, eval_max_episode_steps=100,
           tf_threads=args.threads, num_envs=args.num_envs)
+      # The plain-Keras step, timed before and after the project's loop.
+      probe = make_env(config.env, seed=0, training=True)
+      obs_shape = tuple(probe.observation_spec().shape)
+      num_actions = int(probe.action_spec().maximum) + 1
+      plain_before = plain_keras_times(config, obs_shape, num_actions, args.repeats)
       train(config)
       # The steps/s of the last logging window: after tracing and warm-up,
       # before the final evaluation.
@@ -150,20 +247,28 @@ def main():
     finally:
       shutil.rmtree(root, ignore_errors=True)
     times, profiles[spec] = isolated_times(config, args.repeats)
-    # One env step costs an act call, the env step and 1/update_period of an
-    # update: the loop's floor if it added nothing.
-    floor = 1e3 / (times["train"] / config.update_period + times["act"]
-                   + times["env"])
+    plain_after = plain_keras_times(config, obs_shape, num_actions, args.repeats)
+    plain = {k: (plain_before[k] + plain_after[k]) / 2 for k in plain_before}
+    plains.append((spec, plain_before, plain_after))
+    floor = floor_steps_per_s(times, times["env"], config.update_period)
+    plain_floor = floor_steps_per_s(plain, times["env"], config.update_period)
     print(f"{spec:10s} {e2e:12.1f} {times['train']:9.3f} {times['act']:7.3f} "
           f"{times['env']:7.3f} {floor:14.1f} {e2e / floor:10.2f} "
-          f"{times['fused']:10.3f}", flush=True)
-    last = (spec, e2e)
+          f"{times['fused']:10.3f} {plain_floor:12.1f} {e2e / plain_floor:10.2f}",
+          flush=True)
+    last = (spec, e2e, e2e / plain_floor)
+  print()
+  print("Plain Keras step (ms), before / after each run of the loop:")
+  for spec, before, after in plains:
+    print(f"  {spec:8s} train {before['train']:.3f} / {after['train']:.3f}   "
+          f"act {before['act']:.3f} / {after['act']:.3f}")
   print()
   print("Where the update's time goes (ms per compiled call, tensors in):")
   print(f"{'piece':42s} " + " ".join(f"{s:>8s}" for s in specs))
   for i, (name, _) in enumerate(profiles[specs[0]]):
     print(f"{name:42s} " + " ".join(f"{profiles[s][i][1]:8.3f}" for s in specs))
   print(f"end_to_end_steps_per_s_{'none' if last[0] == 'none' else 'sn'}={last[1]:.1f}")
+  print(f"e2e_over_plain_floor_{'none' if last[0] == 'none' else 'sn'}={last[2]:.3f}")
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ def build_network(config: TrainConfig, observation_spec, action_spec,
   return atari_network(observation_spec, action_spec, **kwargs)
 
 
+# Power-iteration steps a log-only layer takes when its sigma is read (from
+# the vectors of the previous read, on the current kernel).
+LOG_ONLY_ITERATIONS = 20
+
+
 def scheduler_rho(config: TrainConfig, network: SNQNetwork
                   ) -> Optional[schedulers.SpectralRho]:
   """rho over ``config.scheduler_layers`` of ``network``; None without scheduler."""
@@ -119,6 +124,14 @@ class Learner(abc.ABC):
     # Slots exist before a restore, so a checkpoint must match them all.
     self._optimizer.build(self._online.trainable_variables)
     self._compiled: Dict[str, Callable] = {}
+    # Track-only layers that neither a scheduler nor DivOut reads are only
+    # logged: they iterate when ``sigmas()`` reads them, not in every update.
+    read = self._online.divout_layers + (self._rho.layers if self._rho else [])
+    self._log_only = [layer for layer in self._online.sn_layers
+                      if not layer.active and all(layer is not r for r in read)]
+    for layer in self._log_only:
+      layer.iterate_in_call = False
+    self._log_only_step: Optional[int] = None
 
   # ---- What each agent supplies.
 
@@ -211,10 +224,24 @@ class Learner(abc.ABC):
     return tf.argmax(self.q_values(observations), axis=-1, output_type=tf.int32)
 
   def sigmas(self) -> Dict[str, float]:
-    """``sigma/<layer>``: each conv/dense layer's stored power-iteration
-    estimate of its spectral norm, in grammar order."""
+    """``sigma/<layer>``: each conv/dense layer's power-iteration estimate of
+    its spectral norm, in grammar order.
+
+    Normalised layers and the layers a scheduler or DivOut reads iterate in
+    every update; the others (tracked for the logs only) first advance
+    ``LOG_ONLY_ITERATIONS`` steps on their current kernel from their stored
+    vectors, once per train step however often this is called.
+    """
+    step = int(self.train_step_counter.numpy())
+    if self._log_only and step != self._log_only_step:
+      self._compile("advance_log_only", self._advance_log_only, [])()
+      self._log_only_step = step
     return {f"sigma/{layer.name}": float(layer.sigma.numpy())
             for layer in self._online.sn_layers}
+
+  def _advance_log_only(self):
+    return [layer.advance_power_iteration(LOG_ONLY_ITERATIONS)
+            for layer in self._log_only]
 
   def rho(self) -> Optional[float]:
     """The scheduler's rho now (docs/schedulers.md); None without one."""

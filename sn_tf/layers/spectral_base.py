@@ -87,6 +87,10 @@ class SpectralMixin:
     self.leave_smaller = leave_smaller
     self.active = active
     self.grad_through_sigma = grad_through_sigma
+    # A track-only layer whose sigma only the logs read need not iterate in
+    # every training call: its owner sets this False and calls
+    # ``advance_power_iteration`` when it reads sigma.
+    self.iterate_in_call = True
 
   def _spectral_config(self) -> Dict[str, Any]:
     return {
@@ -137,12 +141,14 @@ class SpectralMixin:
 
   # -- normalisation ---------------------------------------------------------
 
-  def _power_iteration(self, kernel: tf.Tensor) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Runs ``power_iterations`` steps from the stored u, v; writes u and v."""
+  def _power_iteration(self, kernel: tf.Tensor,
+                       iterations: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor]:
+    """Runs ``iterations`` (default ``power_iterations``) steps from the
+    stored u, v; writes u and v."""
     w = tf.stop_gradient(kernel)
     u = tf.convert_to_tensor(self.u)
     v = tf.convert_to_tensor(self.v)
-    for _ in range(self.power_iterations):
+    for _ in range(iterations or self.power_iterations):
       v = _normalize(self._transpose(w, u))
       u = _normalize(self._forward(w, v))
     self.u.assign(u)
@@ -165,14 +171,28 @@ class SpectralMixin:
                                         tf.convert_to_tensor(self.u),
                                         tf.convert_to_tensor(self.v)))
 
+  def advance_power_iteration(self, iterations: int) -> tf.Tensor:
+    """``iterations`` power-iteration steps on the current kernel from the
+    stored u, v; records and returns the new sigma (no gradient). For a
+    track-only layer with ``iterate_in_call`` False, whose owner advances it
+    only when its sigma is read."""
+    w = tf.cast(self.kernel, self.u.dtype)
+    u, v = self._power_iteration(w, iterations)
+    sigma = tf.stop_gradient(self._sigma(w, u, v))
+    self.sigma.assign(sigma)
+    return sigma
+
   def _divisor(self, training) -> Optional[tf.Tensor]:
     """The normaliser ``d`` (docs/layers.md#definition), or None in track-only mode.
 
     ``d = sigma / K`` (or ``max(sigma / K, 1)`` with ``leave_smaller``), with
     ``sigma = u^T A v``. With ``training`` True the stored vectors first advance
     by power iteration and ``self.sigma`` records the new estimate; otherwise
-    the stored u, v are used unchanged and no variable is written.
+    the stored u, v are used unchanged and no variable is written. A
+    track-only layer with ``iterate_in_call`` False does nothing.
     """
+    if not self.active and not self.iterate_in_call:
+      return None
     w = tf.cast(self.kernel, self.u.dtype)  # iterate in the variable dtype
 
     def train_branch():

@@ -114,6 +114,11 @@ class SNQNetwork(network.Network):
     return self._num_actions
 
   @property
+  def divout_layers(self) -> List[tf.keras.layers.Layer]:
+    """The SN layers whose rho divides this network's output (DivOut)."""
+    return [] if self._divout_rho is None else list(self._divout_rho.layers)
+
+  @property
   def selection(self) -> LayerSelection:
     return self._selection
 

@@ -96,9 +96,9 @@ def test_per_layer_divgrad_scales_each_tracked_kernel_by_hand(leave_smaller):
   batch = next(_batches(np.random.default_rng(2), 1))
   plain.update(batch)
   divgrad.update(batch)
-  # sigma_l of the update's forward pass (the same in both nets).
-  sigmas = [float(l.sigma.numpy()) for l in nets[0].sn_layers]
-  np.testing.assert_allclose(sigmas, [float(l.sigma.numpy()) for l in nets[1].sn_layers])
+  # sigma_l of the update's forward pass (the scheduler's layers iterate in
+  # every update; the plain net's are log-only and iterate when read).
+  sigmas = [float(l.sigma.numpy()) for l in nets[1].sn_layers]
   rhos = [s / k for s in sigmas]
   if leave_smaller:
     rhos = [max(r, 1.0) for r in rhos]

@@ -1,0 +1,48 @@
+"""What the Learner promises about power iteration: layers a scheduler,
+DivOut or SN uses iterate in every update; layers tracked for the logs only
+iterate when their sigma is read, and then estimate the current kernel."""
+
+import numpy as np
+import pytest
+
+from test_dqn import _batches, _learner
+
+
+def _vectors(layer):
+  return layer.u.numpy().copy(), layer.v.numpy().copy()
+
+
+@pytest.mark.parametrize("overrides,iterating", [
+    (dict(spectral="-2"), {"dense1"}),  # SN on -2 only
+    (dict(spectral="none", scheduler="divgrad", scheduler_layers="-1,-3"),
+     {"conv0", "dense2"}),
+    (dict(spectral="none", scheduler="divout", scheduler_layers="-2"), {"dense1"}),
+    (dict(spectral="none"), set()),
+])
+def test_only_the_layers_an_update_reads_iterate_in_it(overrides, iterating):
+  learner = _learner(minatar_model="16/128", **overrides)
+  layers = {l.name: l for l in learner.online_network.sn_layers}
+  assert set(layers) == {"conv0", "dense1", "dense2"}
+  before = {name: _vectors(l) for name, l in layers.items()}
+  for batch in _batches(np.random.default_rng(0), 3):
+    learner.update(batch)
+  moved = {name for name, l in layers.items()
+           if not np.array_equal(_vectors(l)[0], before[name][0])}
+  assert moved == iterating
+
+
+def test_log_only_sigma_estimates_the_current_kernel_once_per_step():
+  learner = _learner(minatar_model="16/128", spectral="-2", lr=1e-3)
+  dense2 = {l.name: l for l in learner.online_network.sn_layers}["dense2"]
+  for batch in _batches(np.random.default_rng(1), 20):
+    learner.update(batch)
+  sigmas = learner.sigmas()
+  exact = np.linalg.svd(dense2.kernel.numpy().astype(np.float64), compute_uv=False)[0]
+  np.testing.assert_allclose(sigmas["sigma/dense2"], exact, rtol=1e-4)
+  # A second read at the same step changes nothing; the next step's does.
+  vectors = _vectors(dense2)
+  assert learner.sigmas() == sigmas
+  np.testing.assert_array_equal(_vectors(dense2)[0], vectors[0])
+  learner.update(next(_batches(np.random.default_rng(2), 1)))
+  learner.sigmas()
+  assert not np.array_equal(_vectors(dense2)[0], vectors[0])
