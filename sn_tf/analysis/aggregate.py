@@ -466,14 +466,14 @@ def plot_smoothness_vs_score(rows: Sequence[Dict[str, Any]], runset: "RunSet",
   cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
   markers = "osD^vP*X"
   for i, label in enumerate(runset.labels):
+    named = False  # one legend entry per configuration
     for k, game in enumerate(runset.games):
       sel = [r for r in pts if r["label"] == label and r["game"] == game]
       if sel:
         ax.scatter([r["jacobian_norm"] for r in sel], [r["normalized"] for r in sel],
                    color=cycle[i % len(cycle)], marker=markers[k % len(markers)],
-                   s=22, alpha=0.8, label=label if k == 0 or not any(
-                       r["label"] == label and r["game"] in runset.games[:k]
-                       for r in pts) else None)
+                   s=22, alpha=0.8, label=None if named else label)
+        named = True
   ax.set_xscale("log")
   ax.set_xlabel("final mean ||dQ/dx||_2 (Jacobian spectral norm)")
   ax.set_ylabel(ylabel)
