@@ -339,11 +339,9 @@ def _safe(name: str) -> str:
   return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def _mean_ci(matrices: Dict[str, np.ndarray], reps: int) -> Dict[str, Tuple[float, float, float]]:
-  """``{label: (mean, ci_low, ci_high)}``: the mean normalised score and its
-  95% stratified-bootstrap CI (tasks are the strata), from rliable."""
-  agg = aggregate_scores(matrices, reps=reps)
-  return {label: agg[label]["mean"] for label in matrices}
+# ``{(net or "all", label): (mean, ci_low, ci_high)}``: the mean normalised
+# score of each panel of the studies' figures, from the report's aggregates.
+Means = Dict[Tuple[str, str], Tuple[float, float, float]]
 
 
 def _game_colors(plt, games: Sequence[str]) -> Dict[str, str]:
@@ -352,16 +350,16 @@ def _game_colors(plt, games: Sequence[str]) -> Dict[str, str]:
 
 
 def plot_scores_by_config(rows: Sequence[Dict[str, Any]], runset: "RunSet",
-                          out_png: str, ylabel: str, reps: int) -> None:
+                          out_png: str, ylabel: str, means: Means) -> None:
   """Normalised final score per configuration: every run as a dot (colour:
   game), the mean over runs and tasks with its 95% CI as a black bar. One
   panel per net and one over all nets when there is more than one net (the
   layers and schedulers figures)."""
   plt = _plt()
   panels = [("all nets" if len(runset.models) > 1 else
-             (runset.models[0] or "all runs"), list(rows))]
+             (runset.models[0] or "all runs"), "all", list(rows))]
   if len(runset.models) > 1:
-    panels += [(m, [r for r in rows if r["model"] == m]) for m in runset.models]
+    panels += [(m, m, [r for r in rows if r["model"] == m]) for m in runset.models]
   colors = _game_colors(plt, runset.games)
   ncols = min(len(panels), 3)
   nrows = -(-len(panels) // ncols)
@@ -369,17 +367,14 @@ def plot_scores_by_config(rows: Sequence[Dict[str, Any]], runset: "RunSet",
                            figsize=(max(4.5, 0.75 * len(runset.labels) + 1.5) * ncols,
                                     3.8 * nrows))
   rng = np.random.default_rng(0)
-  for ax, (name, sel) in zip(axes.ravel(), panels):
+  for ax, (name, key, sel) in zip(axes.ravel(), panels):
     labels = [l for l in runset.labels if any(r["label"] == l for r in sel)]
-    tasks = [t for t in runset.tasks if any(r["task"] == t for r in sel)]
-    cis = _mean_ci(score_matrices(sel, tasks, labels=labels, skip_missing=True),
-                   reps)
     for i, label in enumerate(labels):
       for r in sel:
         if r["label"] == label and np.isfinite(r["normalized"]):
           ax.scatter(i + rng.uniform(-0.2, 0.2), r["normalized"], s=12,
                      color=colors[r["game"]], alpha=0.6)
-      mean, low, high = cis[label]
+      mean, low, high = means[(key, label)]
       ax.errorbar(i, mean, yerr=[[mean - low], [high - mean]], fmt="s",
                   color="black", capsize=5, markersize=5, zorder=3)
     ax.axhline(1.0, color="grey", lw=0.8, ls="--")
@@ -402,7 +397,7 @@ def plot_scores_by_config(rows: Sequence[Dict[str, Any]], runset: "RunSet",
 
 
 def plot_score_per_model(rows: Sequence[Dict[str, Any]], runset: "RunSet",
-                         out_png: str, ylabel: str, reps: int) -> None:
+                         out_png: str, ylabel: str, means: Means) -> None:
   """Score per net, one line per configuration (the sizes figure): a panel of
   raw final scores per game (mean over seeds, bars min to max) and a panel of
   the normalised score over games (mean, 95% CI)."""
@@ -428,11 +423,8 @@ def plot_score_per_model(rows: Sequence[Dict[str, Any]], runset: "RunSet",
                   markersize=4, label=label)
     xs, mean, err = [], [], [[], []]
     for i, m in enumerate(models):
-      sel = [r for r in rows if r["model"] == m and r["label"] == label]
-      if sel:
-        tasks = [t for t in runset.tasks if any(r["task"] == t for r in sel)]
-        point, lo, hi = _mean_ci(score_matrices(sel, tasks, labels=[label]),
-                                 reps)[label]
+      if (m, label) in means:
+        point, lo, hi = means[(m, label)]
         xs.append(i + offset)
         mean.append(point)
         err[0].append(point - lo)
@@ -652,9 +644,12 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
                   "of runs with normalised score > tau, 95% CIs (rliable)"))
 
   # The studies' figures.
+  means = {(r.get("model", "all"), r["label"]):
+           (r["mean"], r["mean_ci_low"], r["mean_ci_high"])
+           for r in agg_rows + model_agg_rows}
   plot_scores_by_config(agg_rows_all, runset,
                         os.path.join(out_dir, "scores_by_config.png"),
-                        norm_name, reps)
+                        norm_name, means)
   figures.append(("scores_by_config.png", "normalised final score per "
                   "configuration: each run a dot (colour: game), mean with 95% "
                   "CI in black" + ("; over all nets, then one panel per net"
@@ -662,7 +657,7 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   if several:
     plot_score_per_model(agg_rows_all, runset,
                          os.path.join(out_dir, "score_per_model.png"),
-                         norm_name, reps)
+                         norm_name, means)
     figures.append(("score_per_model.png", "final score per net, one line per "
                     "configuration: raw per game (mean over seeds, min-max) "
                     "and normalised over games (mean, 95% CI)"))
