@@ -50,6 +50,12 @@ def read_rho(rho: RhoSource, dtype=tf.float32) -> tf.Tensor:
   return tf.stop_gradient(tf.cast(value, dtype))
 
 
+class _StepScalars:
+  """Holds one apply_gradients call's scalars (a plain object, so the
+  optimiser's checkpoint does not track it)."""
+  by_key = None
+
+
 @tf.keras.utils.register_keras_serializable(package="sn_tf")
 class ReferenceAdam(tf.keras.optimizers.Adam):
   """Keras Adam with a choice of epsilon placement and an epsilon multiplier.
@@ -66,24 +72,39 @@ class ReferenceAdam(tf.keras.optimizers.Adam):
     kwargs.setdefault("name", type(self).__name__)
     super().__init__(*args, **kwargs)
     self.epsilon_placement = epsilon_placement
+    self._step_scalars = _StepScalars()
 
   def _epsilon_multiplier(self, dtype) -> tf.Tensor:
     del dtype
     return 1.0
 
-  def update_step(self, gradient, variable):
-    if isinstance(gradient, tf.IndexedSlices):
-      gradient = tf.convert_to_tensor(gradient)
+  def apply_gradients(self, grads_and_vars, *args, **kwargs):
+    # The step's scalars (lr, beta powers, epsilon) are computed once per
+    # device and dtype for all variables of this call, not once per variable.
+    self._step_scalars.by_key = {}
+    try:
+      return super().apply_gradients(grads_and_vars, *args, **kwargs)
+    finally:
+      self._step_scalars.by_key = None
+
+  def _scalars(self, variable) -> Tuple[tf.Tensor, ...]:
+    """``(lr, beta_1_power, beta_2_power, beta_1, beta_2, epsilon)`` of this
+    step in ``variable``'s dtype (the epsilon already placed)."""
+    # With jit_compile (Keras' default on a GPU) each variable's update is its
+    # own XLA function, which cannot share tensors; XLA fuses them anyway.
+    cache = None if self.jit_compile else self._step_scalars.by_key
+    key = (variable.device, variable.dtype)
+    if cache is not None and key in cache:
+      return cache[key]
     dtype = variable.dtype
     lr = tf.cast(self.learning_rate, dtype)
     step = tf.cast(self.iterations + 1, dtype)
     # convert_to_tensor keeps a float64 variable's betas in float64 (tf.cast
     # of a Python float goes through float32 first).
-    beta_1_power = tf.pow(tf.convert_to_tensor(self.beta_1, dtype), step)
-    beta_2_power = tf.pow(tf.convert_to_tensor(self.beta_2, dtype), step)
-    key = self._var_key(variable)
-    m = self._momentums[self._index_dict[key]]
-    v = self._velocities[self._index_dict[key]]
+    beta_1 = tf.convert_to_tensor(self.beta_1, dtype)
+    beta_2 = tf.convert_to_tensor(self.beta_2, dtype)
+    beta_1_power = tf.pow(beta_1, step)
+    beta_2_power = tf.pow(beta_2, step)
     eps = (tf.convert_to_tensor(self.epsilon, dtype)
            * tf.cast(self._epsilon_multiplier(dtype), dtype))
     if self.epsilon_placement == "reference":
@@ -91,8 +112,18 @@ class ReferenceAdam(tf.keras.optimizers.Adam):
       #   = lr sqrt(1 - b2^t) / (1 - b1^t) m / (sqrt(v) + eps sqrt(1 - b2^t)):
       # Keras' placement with a rescaled epsilon.
       eps = eps * tf.sqrt(1 - beta_2_power)
-    beta_1 = tf.convert_to_tensor(self.beta_1, dtype)
-    beta_2 = tf.convert_to_tensor(self.beta_2, dtype)
+    scalars = (lr, beta_1_power, beta_2_power, beta_1, beta_2, eps)
+    if cache is not None:
+      cache[key] = scalars
+    return scalars
+
+  def update_step(self, gradient, variable):
+    if isinstance(gradient, tf.IndexedSlices):
+      gradient = tf.convert_to_tensor(gradient)
+    lr, beta_1_power, beta_2_power, beta_1, beta_2, eps = self._scalars(variable)
+    key = self._var_key(variable)
+    m = self._momentums[self._index_dict[key]]
+    v = self._velocities[self._index_dict[key]]
     if self.amsgrad:
       v_hat = self._velocity_hats[self._index_dict[key]]
       tf.raw_ops.ResourceApplyAdamWithAmsgrad(

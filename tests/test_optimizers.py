@@ -163,3 +163,33 @@ def test_muleps_reads_rho_once_per_step_before_any_update():
     opt.apply_gradients([(tf.constant([1.0, 1.0]), w), (tf.constant([1.0]), b)])
     outs.append(np.concatenate([w.numpy(), b.numpy()]))
   np.testing.assert_allclose(outs[0], outs[1], rtol=1e-6)
+
+
+def test_step_scalars_are_computed_once_per_step_and_dtype():
+  """lr, beta powers and epsilon: one set per apply_gradients, whatever the
+  number of variables (float32 and float64 variables get one set each)."""
+  variables = [tf.Variable(np.ones(3, np.float32)) for _ in range(4)]
+  variables.append(tf.Variable(np.ones(2, np.float64)))
+  opt = ReferenceAdam(learning_rate=1e-2, epsilon=1e-3)
+
+  @tf.function
+  def step():
+    opt.apply_gradients([(tf.ones_like(v), v) for v in variables])
+
+  graph = step.get_concrete_function().graph.as_graph_def()
+  ops = [n.op for n in graph.node] + [n.op for f in graph.library.function
+                                      for n in f.node_def]
+  assert ops.count("Pow") == 2 * 2  # beta_1^t and beta_2^t per dtype
+  assert ops.count("ResourceApplyAdam") == 5
+  step()
+  for v in variables:  # every variable took the same first Adam step
+    np.testing.assert_allclose(v.numpy(), 1 - 1e-2 / (1 + 1e-3), rtol=1e-6)
+
+
+def test_jit_compiled_update_steps_share_no_tensors():
+  """With jit_compile (Keras' default on a GPU) each variable's update is its
+  own XLA function: the per-step scalars are not shared across them."""
+  kw = dict(learning_rate=1e-2, epsilon=1e-3)
+  opt = ReferenceAdam(epsilon_placement="keras", **kw)
+  opt.jit_compile = True
+  assert_close(run(opt), run(tf.keras.optimizers.legacy.Adam(**kw)), rtol=1e-5)
