@@ -519,7 +519,10 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
 
   # Final scores and normalised scores.
   rows = runset.score_rows(baseline)
-  _write_csv(os.path.join(out_dir, "scores.csv"), rows)
+  # Run directories relative to --runs_dir, so a copied report names no
+  # machine path.
+  _write_csv(os.path.join(out_dir, "scores.csv"),
+             [dict(r, run_dir=os.path.relpath(r["run_dir"], runs_root)) for r in rows])
   tables.append(("scores.csv", "final score of every run (raw and normalised), "
                                "final mean Jacobian norm"))
   if runset.suite == "atari":

@@ -225,3 +225,10 @@ def test_probability_of_improvement_has_known_values(minatar_runs, tmp_path):
   assert p == pytest.approx(0.5) and low <= 0.5 <= high
   text = open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
   assert "| SN[-2] | 2 | 1.000 [1.000, 1.000] |" in text
+
+
+def test_scores_csv_names_runs_relative_to_the_runs_dir(minatar_runs, tmp_path):
+  aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
+  with open(tmp_path / "r" / "scores.csv") as f:
+    dirs = sorted(r["run_dir"] for r in csv.DictReader(f))
+  assert dirs[0] == os.path.join("a", "none_s0") and not any(os.path.isabs(d) for d in dirs)
