@@ -52,7 +52,7 @@ def encode(value: Any) -> Tuple[Any, Dict[str, np.ndarray]]:
     # bool before int: bool is an int subclass.
     if x is None or isinstance(x, (bool, str)):
       return x
-    if isinstance(x, int) and type(x) is int:  # pylint: disable=unidiomatic-typecheck
+    if type(x) is int:  # pylint: disable=unidiomatic-typecheck
       return x
     if type(x) is float:  # pylint: disable=unidiomatic-typecheck
       return x if np.isfinite(x) else {"float": repr(x)}
