@@ -7,6 +7,7 @@ steps, ``minatar.Environment`` (the game's fields and its ``RandomState``)
 and ALE states (their serialised bytes).
 """
 
+import copy
 from typing import Any, Dict, Optional
 
 import numpy as np
@@ -30,7 +31,6 @@ def time_step_from_data(data: Optional[Dict[str, Any]]) -> Optional[ts.TimeStep]
 
 
 def _fields(obj: Any, skip: tuple) -> Dict[str, Any]:
-  import copy  # pylint: disable=g-import-not-at-top
   return {k: copy.deepcopy(v) for k, v in vars(obj).items() if k not in skip}
 
 
@@ -54,7 +54,6 @@ def minatar_to_data(environment: Any) -> Dict[str, Any]:
 def minatar_from_data(environment: Any, data: Dict[str, Any]) -> None:
   """Makes ``environment`` (a ``minatar.Environment`` of the same game) the
   one ``minatar_to_data`` saw: every field replaced, RNG states set."""
-  import copy  # pylint: disable=g-import-not-at-top
   game = environment.env
   random = np.random.RandomState()
   random.set_state(data["random"])
