@@ -8,9 +8,11 @@ isolated compiled update, greedy act call and raw env step, the floor
 1 / (update / update_period + act + env step), the ratio of end-to-end
 speed to that floor, and the time of the loop's fused update + next-action
 call (which is why the ratio can exceed 1). Beside it, the plain-Keras floor:
-the same formula with a hand-written Keras step of the same agent and net
-(`plain_keras_times`), timed before and after the loop in the same process,
-and end to end over it. Then a profile of the update's parts. Prints the
+the same formula with a hand-written Keras step and act of the same agent and
+net (`plain_keras_times`), called flat as the loop calls its own compiled
+functions (graph against graph), timed before and after the loop in the same
+process, and end to end over it; and, for reference, the same floor with the
+plain step and act called through `tf.function` the ordinary way. Then a profile of the update's parts. Prints the
 tables, then `end_to_end_steps_per_s_<sn|none>=<value>` and, last,
 `e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
@@ -114,9 +116,15 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
   observations, the target (C51: greedy next action by expected value and
   the categorical projection onto the support; DQN: max over actions), online
   forward, loss on the taken action (C51: softmax cross-entropy; DQN: MSE),
-  backward, Adam. The act is a ``tf.function`` greedy action at batch 1,
-  called the ordinary way.
+  backward, Adam. The act is a ``tf.function`` greedy action at batch 1.
+
+  ``train`` and ``act`` call the two through ``FlatCall``, as the training
+  loop calls its own (NumPy in, no ``tf.function`` dispatch): the floor the
+  project's graphs are held to. ``train_ordinary`` and ``act_ordinary`` call
+  the ``tf.function`` itself, as a hand-written loop usually would (0.3-0.4
+  ms more a call here).
   """
+  from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
   from sn_tf.networks import parse_minatar_model  # pylint: disable=g-import-not-at-top
   model = parse_minatar_model(config.minatar_model)
   c51 = config.agent == "c51"
@@ -144,7 +152,12 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
     logits = tf.reshape(out, [-1, num_actions, atoms])
     return logits, tf.reduce_sum(tf.nn.softmax(logits) * support, -1)
 
-  @tf.function
+  batch_shape = (config.batch_size,) + tuple(obs_shape)
+
+  @tf.function(input_signature=[
+      tf.TensorSpec(batch_shape, tf.uint8), tf.TensorSpec([None], tf.int32),
+      tf.TensorSpec([None], tf.float32), tf.TensorSpec(batch_shape, tf.uint8),
+      tf.TensorSpec([None], tf.float32)])
   def update(obs, action, reward, next_obs, discount):
     next_out, next_q = q_of(target, next_obs)
     gamma = config.gamma * discount
@@ -169,7 +182,8 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
     optimizer.apply_gradients(zip(grads, online.trainable_variables))
     return loss
 
-  @tf.function
+  @tf.function(input_signature=[
+      tf.TensorSpec((None,) + tuple(obs_shape), tf.uint8)])
   def act(obs):
     return tf.argmax(q_of(online, obs)[1], -1, output_type=tf.int32)
 
@@ -181,8 +195,11 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
           (rng.random(shape) > 0.7).astype(np.uint8),
           np.ones(shape[0], np.float32))
   obs = args[0][:1]
-  return dict(train=_timed(lambda: float(update(*args)), repeats),
-              act=_timed(lambda: int(act(obs).numpy()[0]), repeats))
+  flat_update, flat_act = FlatCall(update), FlatCall(act)
+  return dict(train=_timed(lambda: float(flat_update(*args)), repeats),
+              act=_timed(lambda: int(flat_act(obs).numpy()[0]), repeats),
+              train_ordinary=_timed(lambda: float(update(*args)), repeats),
+              act_ordinary=_timed(lambda: int(act(obs).numpy()[0]), repeats))
 
 
 def floor_steps_per_s(times, env_ms, update_period):
@@ -219,7 +236,7 @@ def main():
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
             f"{'act ms':>7s} {'env ms':>7s} {'floor steps/s':>14s} "
             f"{'e2e/floor':>10s} {'fused ms':>10s} {'plain floor':>12s} "
-            f"{'e2e/plain':>10s}")
+            f"{'e2e/plain':>10s} {'plain (tf.function)':>20s}")
   print(header)
   print("-" * len(header))
   last, profiles, plains = None, {}, []
@@ -252,16 +269,23 @@ def main():
     plains.append((spec, plain_before, plain_after))
     floor = floor_steps_per_s(times, times["env"], config.update_period)
     plain_floor = floor_steps_per_s(plain, times["env"], config.update_period)
+    ordinary_floor = floor_steps_per_s(
+        dict(train=plain["train_ordinary"], act=plain["act_ordinary"]),
+        times["env"], config.update_period)
     print(f"{spec:10s} {e2e:12.1f} {times['train']:9.3f} {times['act']:7.3f} "
           f"{times['env']:7.3f} {floor:14.1f} {e2e / floor:10.2f} "
-          f"{times['fused']:10.3f} {plain_floor:12.1f} {e2e / plain_floor:10.2f}",
+          f"{times['fused']:10.3f} {plain_floor:12.1f} {e2e / plain_floor:10.2f} "
+          f"{ordinary_floor:20.1f}",
           flush=True)
     last = (spec, e2e, e2e / plain_floor)
   print()
-  print("Plain Keras step (ms), before / after each run of the loop:")
+  print("Plain Keras step (ms), before / after each run of the loop, called "
+        "flat (as the loop calls its own) and through tf.function:")
   for spec, before, after in plains:
     print(f"  {spec:8s} train {before['train']:.3f} / {after['train']:.3f}   "
-          f"act {before['act']:.3f} / {after['act']:.3f}")
+          f"act {before['act']:.3f} / {after['act']:.3f}   tf.function: "
+          f"train {before['train_ordinary']:.3f} / {after['train_ordinary']:.3f}   "
+          f"act {before['act_ordinary']:.3f} / {after['act_ordinary']:.3f}")
   print()
   print("Where the update's time goes (ms per compiled call, tensors in):")
   print(f"{'piece':42s} " + " ".join(f"{s:>8s}" for s in specs))
