@@ -141,19 +141,31 @@ class SpectralMixin:
 
   # -- normalisation ---------------------------------------------------------
 
-  def _power_iteration(self, kernel: tf.Tensor,
-                       iterations: Optional[int] = None) -> Tuple[tf.Tensor, tf.Tensor]:
-    """Runs ``iterations`` (default ``power_iterations``) steps from the
-    stored u, v; writes u and v."""
+  def _iterate(self, kernel: tf.Tensor, iterations: int,
+               differentiable: bool) -> tf.Tensor:
+    """``iterations`` power-iteration steps on ``kernel`` from the stored u,
+    v; writes u, v and sigma; returns ``sigma = u^T A v``.
+
+    The last step's ``A v`` is both the new u (normalised, without gradient)
+    and, dotted with u, sigma: one application of ``A`` fewer than
+    recomputing ``A v`` for sigma, with the same values. With
+    ``differentiable`` sigma keeps its gradient with respect to the kernel
+    (u and v held fixed); u and v never carry one.
+    """
     w = tf.stop_gradient(kernel)
     u = tf.convert_to_tensor(self.u)
     v = tf.convert_to_tensor(self.v)
-    for _ in range(iterations or self.power_iterations):
+    for _ in range(iterations - 1):
       v = _normalize(self._transpose(w, u))
       u = _normalize(self._forward(w, v))
+    v = _normalize(self._transpose(w, u))
+    a_v = self._forward(kernel if differentiable else w, v)
+    u = _normalize(tf.stop_gradient(a_v))
+    sigma = tf.reduce_sum(u * a_v)
     self.u.assign(u)
     self.v.assign(v)
-    return u, v
+    self.sigma.assign(tf.stop_gradient(sigma))
+    return sigma
 
   def _sigma(self, kernel: tf.Tensor, u: tf.Tensor, v: tf.Tensor) -> tf.Tensor:
     """sigma = u^T A v, differentiable w.r.t. the kernel only."""
@@ -176,11 +188,8 @@ class SpectralMixin:
     stored u, v; records and returns the new sigma (no gradient). For a
     track-only layer with ``iterate_in_call`` False, whose owner advances it
     only when its sigma is read."""
-    w = tf.cast(self.kernel, self.u.dtype)
-    u, v = self._power_iteration(w, iterations)
-    sigma = tf.stop_gradient(self._sigma(w, u, v))
-    self.sigma.assign(sigma)
-    return sigma
+    return tf.stop_gradient(self._iterate(
+        tf.cast(self.kernel, self.u.dtype), iterations, differentiable=False))
 
   def _divisor(self, training) -> Optional[tf.Tensor]:
     """The normaliser ``d`` (docs/layers.md#definition), or None in track-only mode.
@@ -196,10 +205,7 @@ class SpectralMixin:
     w = tf.cast(self.kernel, self.u.dtype)  # iterate in the variable dtype
 
     def train_branch():
-      u, v = self._power_iteration(w)
-      sigma = self._sigma(w, u, v)
-      self.sigma.assign(tf.stop_gradient(sigma))
-      return sigma
+      return self._iterate(w, self.power_iterations, self.grad_through_sigma)
 
     def infer_branch():
       return self._sigma(w, tf.convert_to_tensor(self.u),
