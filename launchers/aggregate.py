@@ -25,6 +25,10 @@ _BASELINE = flags.DEFINE_string("baseline", None,
                                 "normalised by (default: the agent without "
                                 "SN or scheduler, DQN or C51).")
 _TITLE = flags.DEFINE_string("title", "", "Report title.")
+_RUNS_NAME = flags.DEFINE_string(
+    "runs_name", None, "How the report names the runs' directory (e.g. the "
+    "--out of the command that made them); default: its path relative to "
+    "--out.")
 flags.mark_flags_as_required(["runs_dir", "out"])
 
 
@@ -34,7 +38,8 @@ def main(argv):
   from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
   try:
     index = aggregate.write_report(_RUNS_DIR.value, _OUT.value,
-                                   baseline=_BASELINE.value, title=_TITLE.value)
+                                   baseline=_BASELINE.value, title=_TITLE.value,
+                                   runs_name=_RUNS_NAME.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   print(index)

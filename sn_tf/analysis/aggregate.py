@@ -481,9 +481,14 @@ def plot_smoothness_vs_score(rows: Sequence[Dict[str, Any]], runset: "RunSet",
 
 
 def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
-                 title: str = "", reps: int = BOOTSTRAP_REPS) -> str:
+                 title: str = "", reps: int = BOOTSTRAP_REPS,
+                 runs_name: Optional[str] = None) -> str:
   """Writes every table and figure of the runs under ``runs_root`` into
   ``out_dir`` with an ``index.md`` listing them; returns the index path.
+
+  The index names the runs' directory by ``runs_name`` when given (e.g. the
+  ``--out`` of the command that made them, for a report committed elsewhere),
+  else by its path relative to ``out_dir``.
   """
   runset = RunSet.from_root(runs_root, complete_only=True)
   skipped = len(find_runs(runs_root)) - len(runset.runs)
@@ -675,8 +680,8 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   lines = [f"# {title or 'Report'}", "",
            # Relative to the report, so a copied report names no machine path.
            f"Runs: {len(runset.runs)} under "
-           f"`{os.path.relpath(runs_root, out_dir)}` "
-           "(relative to this report); "
+           + (f"`{runs_name}`; " if runs_name else
+              f"`{os.path.relpath(runs_root, out_dir)}` (relative to this report); ") +
            f"games: {', '.join(runset.games)}; "
            + (f"nets: {', '.join(runset.models)}; " if several else "") +
            f"configurations: {', '.join(runset.labels)}.", "",

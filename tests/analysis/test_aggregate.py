@@ -232,3 +232,14 @@ def test_scores_csv_names_runs_relative_to_the_runs_dir(minatar_runs, tmp_path):
   with open(tmp_path / "r" / "scores.csv") as f:
     dirs = sorted(r["run_dir"] for r in csv.DictReader(f))
   assert dirs[0] == os.path.join("a", "none_s0") and not any(os.path.isabs(d) for d in dirs)
+
+
+def test_index_names_the_runs_directory_without_a_machine_path(minatar_runs, tmp_path):
+  index = aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
+  runs_line = next(l for l in open(index) if l.startswith("Runs:"))
+  assert f"`{os.path.relpath(minatar_runs, tmp_path / 'r')}` (relative to this report)" in runs_line
+  index = aggregate.write_report(minatar_runs, str(tmp_path / "s"), reps=20,
+                                 runs_name="runs/study/runs")
+  runs_line = next(l for l in open(index) if l.startswith("Runs:"))
+  assert runs_line.startswith("Runs: 8 under `runs/study/runs`; games:")
+  assert str(tmp_path) not in runs_line
