@@ -215,13 +215,24 @@ def test_conv_gradient_semantics(through):
   np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-6)
 
 
-def test_state_gets_no_gradient():
-  layer = SNDense(4)
-  x = tf.random.normal((2, 3))
-  with tf.GradientTape() as tape:
+@pytest.mark.parametrize("make,shape", [
+    (lambda: SNDense(4), (2, 3)),
+    (lambda: SNConv2D(3, 3, strides=2), (2, 7, 7, 2)),
+])
+@pytest.mark.parametrize("iterations", [1, 3])
+def test_state_gets_no_gradient(make, shape, iterations):
+  layer = make()
+  layer.power_iterations = iterations
+  x = tf.random.normal(shape)
+  layer(x)  # build
+  state = [layer.u, layer.v, layer.sigma]
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(state)  # non-trainable: a tape sees them only when told to
     y = layer(x, training=True)
-  grads = tape.gradient(y, [layer.u, layer.v, layer.sigma])
-  assert grads == [None, None, None]
+    sigma = layer.advance_power_iteration(iterations)
+  assert tape.gradient(y, state) == [None, None, None]
+  assert tape.gradient(sigma, state) == [None, None, None]
+  assert tape.gradient(y, layer.kernel) is not None
   assert {w.name.split("/")[-1] for w in layer.non_trainable_weights} == {
       "u:0", "v:0", "sigma:0"}
   assert len(layer.trainable_weights) == 2

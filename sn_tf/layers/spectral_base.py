@@ -152,9 +152,13 @@ class SpectralMixin:
     ``differentiable`` sigma keeps its gradient with respect to the kernel
     (u and v held fixed); u and v never carry one.
     """
+    if iterations < 1:
+      raise ValueError(f"iterations must be >= 1, got {iterations!r}.")
     w = tf.stop_gradient(kernel)
-    u = tf.convert_to_tensor(self.u)
-    v = tf.convert_to_tensor(self.v)
+    # The stored vectors enter only as constants: no gradient reaches u or v
+    # (a tape watching them included) through the new vectors or sigma.
+    u = tf.stop_gradient(tf.convert_to_tensor(self.u))
+    v = tf.stop_gradient(tf.convert_to_tensor(self.v))
     for _ in range(iterations - 1):
       v = _normalize(self._transpose(w, u))
       u = _normalize(self._forward(w, v))
