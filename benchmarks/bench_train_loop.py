@@ -12,8 +12,8 @@ the same formula with a hand-written Keras step and act of the same agent and
 net (`plain_keras_times`), called flat as the loop calls its own compiled
 functions (graph against graph), timed before and after the loop in the same
 process, and end to end over it; and, for reference, the same floor with the
-plain step and act called through `tf.function` the ordinary way. Then a profile of the update's parts. Prints the
-tables, then `end_to_end_steps_per_s_<sn|none>=<value>` and, last,
+plain step and act called through `tf.function` the ordinary way. Then a
+profile of the update's parts. Prints the tables, then `end_to_end_steps_per_s_<sn|none>=<value>` and, last,
 `e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
   python benchmarks/bench_train_loop.py [--agent c51|dqn] [--spectral none,-2]
@@ -116,12 +116,13 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
   observations, the target (C51: greedy next action by expected value and
   the categorical projection onto the support; DQN: max over actions), online
   forward, loss on the taken action (C51: softmax cross-entropy; DQN: MSE),
-  backward, Adam. The act is a ``tf.function`` greedy action at batch 1.
+  backward, Adam. The act is a ``tf.function`` greedy action at batch 1
+  (plain graph; the project compiles its act with XLA).
 
   ``train`` and ``act`` call the two through ``FlatCall``, as the training
   loop calls its own (NumPy in, no ``tf.function`` dispatch): the floor the
   project's graphs are held to. ``train_ordinary`` and ``act_ordinary`` call
-  the ``tf.function`` itself, as a hand-written loop usually would (0.3-0.4
+  the ``tf.function`` itself, as a hand-written loop usually would (0.15-0.65
   ms more a call here).
   """
   from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
@@ -152,7 +153,7 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
     logits = tf.reshape(out, [-1, num_actions, atoms])
     return logits, tf.reduce_sum(tf.nn.softmax(logits) * support, -1)
 
-  batch_shape = (config.batch_size,) + tuple(obs_shape)
+  batch_shape = (None,) + tuple(obs_shape)
 
   @tf.function(input_signature=[
       tf.TensorSpec(batch_shape, tf.uint8), tf.TensorSpec([None], tf.int32),
@@ -224,12 +225,25 @@ def main():
   specs = args.spectral.split(";") if ";" in args.spectral else args.spectral.split(",")
   if args.steps < 2000:
     parser.error(f"--steps={args.steps}: allowed: >= 2000 (warm-up + 1000 timed)")
+  if args.threads < 0:
+    parser.error(f"--threads={args.threads}: allowed: >= 1, or 0 for "
+                 "TensorFlow's default")
+  # Before any TF op: the plain step below runs before the loop, and TF's
+  # thread pools are fixed by its first op (the loop's own setting would then
+  # be ignored with a warning).
+  if args.threads:
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   from sn_tf.logs import read_csv  # pylint: disable=g-import-not-at-top
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
   preset = "minatar_dqn" if args.agent == "dqn" else "minatar"
+  threads = tf.config.threading.get_intra_op_parallelism_threads()
+  if threads != args.threads:
+    raise RuntimeError(f"--threads={args.threads} not applied: TensorFlow "
+                       f"runs with {threads} intra-op threads.")
   print(f"TF {tf.__version__}, tf_threads={args.threads}, "
         f"num_envs={args.num_envs}, MinAtar Breakout, {args.agent} "
         f"(preset {preset}), batch 32, {args.steps} steps per run")
