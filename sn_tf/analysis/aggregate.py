@@ -678,7 +678,7 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
 
   # The index.
   lines = [f"# {title or 'Report'}", "",
-           # Relative to the report, so a copied report names no machine path.
+           # Named by runs_name or relative to the report: no machine path.
            f"Runs: {len(runset.runs)} under "
            + (f"`{runs_name}`; " if runs_name else
               f"`{os.path.relpath(runs_root, out_dir)}` (relative to this report); ") +

@@ -234,12 +234,17 @@ def test_scores_csv_names_runs_relative_to_the_runs_dir(minatar_runs, tmp_path):
   assert dirs[0] == os.path.join("a", "none_s0") and not any(os.path.isabs(d) for d in dirs)
 
 
+def _runs_line(index):
+  with open(index) as f:
+    return next(line for line in f if line.startswith("Runs:"))
+
+
 def test_index_names_the_runs_directory_without_a_machine_path(minatar_runs, tmp_path):
   index = aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
-  runs_line = next(l for l in open(index) if l.startswith("Runs:"))
+  runs_line = _runs_line(index)
   assert f"`{os.path.relpath(minatar_runs, tmp_path / 'r')}` (relative to this report)" in runs_line
   index = aggregate.write_report(minatar_runs, str(tmp_path / "s"), reps=20,
                                  runs_name="runs/study/runs")
-  runs_line = next(l for l in open(index) if l.startswith("Runs:"))
+  runs_line = _runs_line(index)
   assert runs_line.startswith("Runs: 8 under `runs/study/runs`; games:")
   assert str(tmp_path) not in runs_line
