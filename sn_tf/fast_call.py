@@ -10,7 +10,8 @@ functions through ``FlatCall``, which traces once (the function must have an
 The outputs are those of the ``tf.function`` (tests check them bit for bit).
 
 This uses ``ConcreteFunction._call_flat``, a private entry point of the
-pinned TensorFlow (2.15); a TensorFlow without it fails the tests loudly.
+pinned TensorFlow (2.21, setup.cfg); a TensorFlow without it fails the tests
+loudly.
 """
 
 from typing import Any, List
