@@ -276,6 +276,41 @@ def recorded_complete(out_dir: str) -> Set[str]:
           if r.get("status") in ("finished", "skipped")}
 
 
+# Ray waits a fixed 30 s for a new local node's raylet to register; on a
+# machine busy with other work that wait can run out although nothing is
+# wrong.
+_RAY_STARTUP_TIMEOUT = "timed out during startup"
+LOCAL_RAY_START_ATTEMPTS = 3
+
+
+def start_local_ray(ray, num_cpus: int, echo: Callable[[str], None]) -> None:
+  """Starts an embedded local Ray with ``num_cpus`` CPUs, retrying (up to
+  ``LOCAL_RAY_START_ATTEMPTS`` times in all, each after ``ray.shutdown()``)
+  only when Ray's own startup wait ran out; any other error is raised as is.
+  A timed-out attempt's Ray processes share this process's fate (Ray's
+  default on Linux) and end with it.
+
+  Raises:
+    RuntimeError: if every attempt timed out.
+  """
+  for attempt in range(1, LOCAL_RAY_START_ATTEMPTS + 1):
+    try:
+      ray.init(num_cpus=num_cpus, include_dashboard=False,
+               log_to_driver=False, configure_logging=False)
+      return
+    except Exception as e:  # pylint: disable=broad-except  (Ray raises Exception)
+      if _RAY_STARTUP_TIMEOUT not in str(e):
+        raise
+      ray.shutdown()
+      if attempt == LOCAL_RAY_START_ATTEMPTS:
+        raise RuntimeError(
+            f"Ray's local node did not start in {attempt} attempts (Ray waits "
+            f"30 s each time for its raylet; is the machine overloaded?): "
+            f"{e}") from e
+      echo(f"Ray's local node timed out during startup (attempt {attempt} of "
+           f"{LOCAL_RAY_START_ATTEMPTS}; the machine may be busy): retrying.")
+
+
 def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
              ray_address: Optional[str] = None, num_cpus: Optional[int] = None,
              cpus_per_run: float = 1, gpus_per_run: float = 0,
@@ -328,8 +363,7 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
       # machine's main work, so they get normal priority (measured: under
       # load, niced runs got ~1% of a core).
       os.environ.setdefault("RAY_worker_niceness", "0")
-      ray.init(num_cpus=num_cpus or os.cpu_count(), include_dashboard=False,
-               log_to_driver=False, configure_logging=False)
+      start_local_ray(ray, num_cpus or os.cpu_count(), echo)
     else:
       ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
     try:

@@ -184,3 +184,44 @@ def test_killed_sweep_relaunched_finishes_every_run_exactly_once(tmp_path):
   for name in ended_unrecorded:  # already done: the resume changed nothing
     assert _run_state(os.path.join(out, "runs", name)) == before[name], name
   assert os.path.isfile(os.path.join(out, "report", "index.md"))
+
+
+class _FakeRay:
+  """``init`` raises ``errors`` in turn, then succeeds; counts shutdowns."""
+
+  def __init__(self, *errors):
+    self.errors = list(errors)
+    self.inits = 0
+    self.shutdowns = 0
+
+  def init(self, **kwargs):
+    self.inits += 1
+    assert kwargs["num_cpus"] == 2
+    if self.errors:
+      raise self.errors.pop(0)
+
+  def shutdown(self):
+    self.shutdowns += 1
+
+
+_TIMEOUT = Exception("The current node timed out during startup. This could "
+                     "happen because some of the raylet failed to startup or "
+                     "the GCS has become overloaded.")
+
+
+def test_local_ray_start_is_retried_only_when_ray_timed_out():
+  said = []
+  ray = _FakeRay(_TIMEOUT, _TIMEOUT)
+  sweeps.start_local_ray(ray, 2, said.append)
+  assert (ray.inits, ray.shutdowns) == (3, 2)
+  assert len(said) == 2 and "attempt 1 of 3" in said[0]
+
+  ray = _FakeRay(*[_TIMEOUT] * sweeps.LOCAL_RAY_START_ATTEMPTS)
+  with pytest.raises(RuntimeError, match="did not start in 3 attempts"):
+    sweeps.start_local_ray(ray, 2, said.append)
+  assert ray.inits == sweeps.LOCAL_RAY_START_ATTEMPTS
+
+  ray = _FakeRay(ValueError("bad num_cpus"))  # any other error: no retry
+  with pytest.raises(ValueError, match="bad num_cpus"):
+    sweeps.start_local_ray(ray, 2, said.append)
+  assert (ray.inits, ray.shutdowns) == (1, 0)
