@@ -13,7 +13,8 @@ net (`plain_keras_times`), called flat as the loop calls its own compiled
 functions (graph against graph), timed before and after the loop in the same
 process, and end to end over it; and, for reference, the same floor with the
 plain step and act called through `tf.function` the ordinary way. Then a
-profile of the update's parts. Prints the tables, then `end_to_end_steps_per_s_<sn|none>=<value>` and, last,
+profile of the update's parts. Prints the tables, then
+`end_to_end_steps_per_s_<sn|none>=<value>` and, last,
 `e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
   python benchmarks/bench_train_loop.py [--agent c51|dqn] [--spectral none,-2]

@@ -1,4 +1,4 @@
-"""Optimisers of the spectral schedulers (docs/schedulers.md), on the Keras 2 API (tf-keras).
+"""Optimisers of the spectral schedulers (docs/schedulers.md), on Keras 2 (tf-keras).
 
 With rho = prod_{i in S} sigma_i / K tracked on an unnormalised network:
 
