@@ -6,8 +6,10 @@ r"""Tables and figures over every run under a directory, with an index.
 MinAtar scores are normalised per game (and network, when the runs use
 several) by the --baseline configuration's mean final score (default: the
 agent with no SN and no scheduler, DQN or C51); Atari scores are
-human-normalised. Runs not yet evaluated at their num_steps are left out.
-Aggregates (median, IQM, mean, optimality gap with 95% stratified-bootstrap
+human-normalised. Runs not yet evaluated at their num_steps are left out,
+and so are finished runs whose seed has not finished on every game of its
+configuration (a study still running).
+Aggregates (median, IQM, mean, optimality gap with 95%% stratified-bootstrap
 CIs), performance profiles and the studies' figures come from rliable.
 """
 

@@ -192,6 +192,25 @@ class RunSet:
                          "evaluated at its num_steps yet).")
     return cls(runs)
 
+  def on_common_seeds(self) -> "RunSet":
+    """The runs whose seed has a run of the same configuration on every task
+    that configuration has runs on (rliable's score matrices need the same
+    seeds on every task: a study still running has some seeds done on some
+    games only). ``self`` when nothing is left out."""
+    keep = []
+    for label in self.labels:
+      runs = [r for r in self.runs if r["label"] == label]
+      by_task: Dict[str, set] = {}
+      for r in runs:
+        by_task.setdefault(r["task"], set()).add(r["seed"])
+      common = set.intersection(*by_task.values())
+      keep += [r["dir"] for r in runs if r["seed"] in common]
+    if len(keep) == len(self.runs):
+      return self
+    if not keep:
+      raise ValueError("no configuration has a seed finished on every task yet.")
+    return RunSet(keep)
+
   def select(self, game: str, label: str) -> List[Dict[str, Any]]:
     """Runs of ``label`` on ``game`` (every net)."""
     return [r for r in self.runs if r["game"] == game and r["label"] == label]
@@ -492,6 +511,9 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   """
   runset = RunSet.from_root(runs_root, complete_only=True)
   skipped = len(find_runs(runs_root)) - len(runset.runs)
+  balanced = runset.on_common_seeds()
+  unbalanced = len(runset.runs) - len(balanced.runs)
+  runset = balanced
   os.makedirs(out_dir, exist_ok=True)
   figures: List[Tuple[str, str]] = []  # (file, caption)
   tables: List[Tuple[str, str]] = []
@@ -566,6 +588,10 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   if skipped:
     notes.append(f"Left out: {skipped} run(s) not yet evaluated at their "
                  "num_steps (still running or stopped).")
+  if unbalanced:
+    notes.append(f"Left out: {unbalanced} complete run(s) whose seed has not "
+                 "finished on every game (and net) of its configuration yet; "
+                 "the aggregates need the same seeds on every task.")
   if excluded:
     notes.append(f"Excluded from the aggregates (normalised score undefined: "
                  f"the baseline's final score is 0): {', '.join(excluded)}.")

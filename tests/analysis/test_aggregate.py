@@ -248,3 +248,27 @@ def test_index_names_the_runs_directory_without_a_machine_path(minatar_runs, tmp
   runs_line = _runs_line(index)
   assert runs_line.startswith("Runs: 8 under `runs/study/runs`; games:")
   assert str(tmp_path) not in runs_line
+
+
+def test_report_of_a_study_in_progress_keeps_seeds_done_on_every_game(minatar_runs, tmp_path):
+  # SN[-3]: seeds 0 and 1 done on asterix, only seed 1 on breakout (seed 0
+  # still running there): seed 0's asterix run is left out, seed 1 kept.
+  for name, env, seed, finals in [("a/sn-3_s0", "minatar:asterix", 0, [0, 3]),
+                                  ("a/sn-3_s1", "minatar:asterix", 1, [0, 6]),
+                                  ("b/sn-3_s1", "minatar:breakout", 1, [0, 2]),
+                                  ("b/sn-3_s0", "minatar:breakout", 0, [9.0])]:
+    make_run(minatar_runs, name, env, seed, finals, spectral="-3", jacobian=1.0)
+  runset = aggregate.RunSet.from_root(minatar_runs, complete_only=True)
+  with pytest.raises(ValueError, match="different numbers of runs"):
+    aggregate.score_matrices(runset.score_rows(), runset.tasks)
+  balanced = runset.on_common_seeds()
+  assert sorted(os.path.relpath(r["dir"], minatar_runs) for r in balanced.runs
+                if r["label"] == "SN[-3]") == ["a/sn-3_s1", "b/sn-3_s1"]
+  assert len(balanced.runs) == len(runset.runs) - 1
+  assert runset.on_common_seeds() is not runset and balanced.on_common_seeds() is balanced
+  with open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)) as f:
+    text = f.read()
+  assert "Left out: 1 run(s) not yet evaluated" in text
+  assert "Left out: 1 complete run(s) whose seed has not finished" in text
+  # SN[-3] on seed 1 only: 6 / 3 on asterix and 2 / 1 on breakout.
+  assert "| SN[-3] | 2 | 1 | 2.000 [2.000, 2.000]" in text
