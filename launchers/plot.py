@@ -1,7 +1,7 @@
 r"""Plot learning curves of run directories into a PNG (and a final-score table).
 
 Runs given the same label are seeds of one configuration: the plot shows their
-mean with a 95% bootstrap band, the table their final values.
+mean with a 95%% bootstrap band, the table their final values.
 
   python launchers/plot.py --runs=runs/none_s0,runs/none_s1,runs/sn2_s0 \
       --labels=none,none,-2 --out=runs/curves.png --table=runs/final.md

@@ -183,3 +183,12 @@ def test_convert_checkpoint_reads_no_pickle_without_the_trust_flag(tmp_path):
   assert result.returncode != 0
   assert f"{ckpt / 'state.pkl'}" in result.stderr and "--trust_pickled_checkpoint" in result.stderr
   assert (ckpt / "state.pkl").read_bytes() == b"not read"
+
+
+@pytest.mark.parametrize("script,phrase", [
+    ("aggregate.py", "with 95% stratified-bootstrap"),
+    ("plot.py", "with a 95% bootstrap band")])
+def test_help_prints_the_docstring_as_written(script, phrase):
+  # absl %-formats the module docstring: a literal % must be written %%.
+  out = run(script, "--help")
+  assert phrase in out.stdout, out.stdout[:800]
