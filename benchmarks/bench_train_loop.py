@@ -2,8 +2,8 @@
 (one update per 4 env steps, the paper's MinAtar protocol).
 
 For each --spectral setting: runs the real training loop (`sn_tf.train.train`)
-on MinAtar Breakout and reports env steps/s over the last logging window
-(after tracing and warm-up), plus, measured in the same process, the
+on MinAtar Breakout and reports env steps/s over its last --timed_windows
+logging windows of 1,000 steps (after tracing and warm-up), plus, measured in the same process, the
 isolated compiled update, greedy act call and raw env step, the floor
 1 / (update / update_period + act + env step), the ratio of end-to-end
 speed to that floor, and the time of the loop's fused update + next-action
@@ -204,6 +204,25 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
               act_ordinary=_timed(lambda: int(act(obs).numpy()[0]), repeats))
 
 
+def timed_steps_per_s(root, windows):
+  """Env steps/s over the run's last ``windows`` logging windows: their
+  steps over their summed wall time, from the ``steps_per_second`` each
+  window wrote to TensorBoard (``<root>/train``)."""
+  rates = {}
+  for path in tf.io.gfile.glob(os.path.join(root, "train", "events.out.*")):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == "steps_per_second":
+          rates[event.step] = float(tf.make_ndarray(value.tensor))
+  steps = sorted(rates)
+  if len(steps) < windows + 1:
+    raise RuntimeError(f"{len(steps)} logging windows in {root}; need "
+                       f"{windows + 1} (one for tracing and warm-up).")
+  last = steps[-windows - 1:]
+  seconds = sum((b - a) / rates[b] for a, b in zip(last, last[1:]))
+  return (last[-1] - last[0]) / seconds
+
+
 def floor_steps_per_s(times, env_ms, update_period):
   """``1 / (update / update_period + act + env step)`` in steps/s: one env
   step costs an act call, the env step and 1/update_period of an update."""
@@ -218,14 +237,21 @@ def main():
                       help="c51: one update per env step (preset minatar); "
                       "dqn: one per 4 (preset minatar_dqn)")
   parser.add_argument("--steps", type=int, default=6000)
+  parser.add_argument("--timed_windows", type=int, default=3,
+                      help="logging windows of 1,000 steps timed at the end "
+                      "of each run (the rest is tracing and warm-up)")
   parser.add_argument("--threads", type=int, default=1)
   parser.add_argument("--repeats", type=int, default=500)
   parser.add_argument("--num_envs", type=int, default=1,
                       help="envs stepped together (batched acting)")
   args = parser.parse_args()
   specs = args.spectral.split(";") if ";" in args.spectral else args.spectral.split(",")
-  if args.steps < 2000:
-    parser.error(f"--steps={args.steps}: allowed: >= 2000 (warm-up + 1000 timed)")
+  if args.timed_windows < 1:
+    parser.error(f"--timed_windows={args.timed_windows}: allowed: >= 1")
+  if args.steps < 1000 * (args.timed_windows + 2):
+    parser.error(f"--steps={args.steps}: allowed: >= "
+                 f"{1000 * (args.timed_windows + 2)} (2,000 warm-up steps + "
+                 f"1,000 per --timed_windows)")
   if args.threads < 0:
     parser.error(f"--threads={args.threads}: allowed: >= 1, or 0 for "
                  "TensorFlow's default")
@@ -237,7 +263,6 @@ def main():
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
-  from sn_tf.logs import read_csv  # pylint: disable=g-import-not-at-top
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
   preset = "minatar_dqn" if args.agent == "dqn" else "minatar"
@@ -247,7 +272,8 @@ def main():
                        f"runs with {threads} intra-op threads.")
   print(f"TF {tf.__version__}, tf_threads={args.threads}, "
         f"num_envs={args.num_envs}, MinAtar Breakout, {args.agent} "
-        f"(preset {preset}), batch 32, {args.steps} steps per run")
+        f"(preset {preset}), batch 32, {args.steps} steps per run, e2e "
+        f"over the last {args.timed_windows * 1000}")
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
             f"{'act ms':>7s} {'env ms':>7s} {'floor steps/s':>14s} "
             f"{'e2e/floor':>10s} {'fused ms':>10s} {'plain floor':>12s} "
@@ -273,9 +299,9 @@ def main():
       num_actions = int(probe.action_spec().maximum) + 1
       plain_before = plain_keras_times(config, obs_shape, num_actions, args.repeats)
       train(config)
-      # The steps/s of the last logging window: after tracing and warm-up,
-      # before the final evaluation.
-      e2e = float(read_csv(os.path.join(root, "metrics.csv"))[-1]["steps_per_second"])
+      # The last windows: after tracing and warm-up, before the final
+      # evaluation.
+      e2e = timed_steps_per_s(root, args.timed_windows)
     finally:
       shutil.rmtree(root, ignore_errors=True)
     times, profiles[spec] = isolated_times(config, args.repeats)
