@@ -3,8 +3,8 @@
 
 For each --spectral setting: runs the real training loop (`sn_tf.train.train`)
 on MinAtar Breakout and reports env steps/s over its last --timed_windows
-logging windows of 1,000 steps (after tracing and warm-up), plus, measured in the same process, the
-isolated compiled update, greedy act call and raw env step, the floor
+logging windows of 1,000 steps (after tracing and warm-up), plus, measured
+in the same process, the isolated compiled update, greedy act call and raw env step, the floor
 1 / (update / update_period + act + env step), the ratio of end-to-end
 speed to that floor, and the time of the loop's fused update + next-action
 call (which is why the ratio can exceed 1). Beside it, the plain-Keras floor:
@@ -204,6 +204,12 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
               act_ordinary=_timed(lambda: int(act(obs).numpy()[0]), repeats))
 
 
+# Steps per logging window of the timed runs, and steps before the first
+# timed window (tracing, and epsilon reaching its final value at 1,500).
+LOG_EVERY = 1000
+WARM_UP_STEPS = 2000
+
+
 def timed_steps_per_s(root, windows):
   """Env steps/s over the run's last ``windows`` logging windows: their
   steps over their summed wall time, from the ``steps_per_second`` each
@@ -248,10 +254,11 @@ def main():
   specs = args.spectral.split(";") if ";" in args.spectral else args.spectral.split(",")
   if args.timed_windows < 1:
     parser.error(f"--timed_windows={args.timed_windows}: allowed: >= 1")
-  if args.steps < 1000 * (args.timed_windows + 2):
-    parser.error(f"--steps={args.steps}: allowed: >= "
-                 f"{1000 * (args.timed_windows + 2)} (2,000 warm-up steps + "
-                 f"1,000 per --timed_windows)")
+  least_steps = WARM_UP_STEPS + LOG_EVERY * args.timed_windows
+  if args.steps < least_steps:
+    parser.error(f"--steps={args.steps}: allowed: >= {least_steps} "
+                 f"({WARM_UP_STEPS} warm-up steps + {LOG_EVERY} per "
+                 f"--timed_windows)")
   if args.threads < 0:
     parser.error(f"--threads={args.threads}: allowed: >= 1, or 0 for "
                  "TensorFlow's default")
@@ -273,7 +280,7 @@ def main():
   print(f"TF {tf.__version__}, tf_threads={args.threads}, "
         f"num_envs={args.num_envs}, MinAtar Breakout, {args.agent} "
         f"(preset {preset}), batch 32, {args.steps} steps per run, e2e "
-        f"over the last {args.timed_windows * 1000}")
+        f"over the last {args.timed_windows * LOG_EVERY}")
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
             f"{'act ms':>7s} {'env ms':>7s} {'floor steps/s':>14s} "
             f"{'e2e/floor':>10s} {'fused ms':>10s} {'plain floor':>12s} "
@@ -290,7 +297,7 @@ def main():
           # acts greedily (the presets decay over 250k steps: a short run
           # would time mostly random actions, which skip the act call).
           num_steps=args.steps, learning_starts=500, epsilon_decay_steps=1000,
-          log_every=1000,
+          log_every=LOG_EVERY,
           eval_every=args.steps, eval_episodes=1, eval_max_episode_steps=100,
           tf_threads=args.threads, num_envs=args.num_envs)
       # The plain-Keras step, timed before and after the project's loop.
