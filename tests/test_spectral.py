@@ -94,6 +94,52 @@ def test_dense_rank3_inputs():
                              rtol=1e-5, atol=1e-6)
 
 
+def _dense_call_and_grads(layer, x, training):
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch(x)
+    y = layer(x, training=training)
+    loss = tf.reduce_sum(tf.sin(y))
+  grads = tape.gradient(loss, [x] + layer.trainable_weights)
+  return [t.numpy() for t in [y] + grads + [layer.u, layer.v, layer.sigma]]
+
+
+@pytest.mark.parametrize("iters,through,leave_smaller,training", list(
+    itertools.product([1, 2], [True, False], [False, True], [True, False])))
+def test_dense_joint_pass_equals_separate_ops(iters, through, leave_smaller,
+                                              training):
+  # A [B, in] batch takes A v from the layer's own matmul (v as one more input
+  # row); outputs, gradients and state match the separate matvec up to float
+  # rounding.
+  x = tf.random.normal((5, 7))
+  layers = []
+  for joint in (True, False):
+    tf.keras.utils.set_random_seed(3)
+    layer = SNDense(4, power_iterations=iters, grad_through_sigma=through,
+                    leave_smaller=leave_smaller, lipschitz_k=0.5)
+    layer._v_is_input_row = joint
+    layer.build((None, 7))
+    layers.append(layer)
+  joint, separate = (_dense_call_and_grads(l, x, training) for l in layers)
+  for a, b in zip(joint, separate):
+    np.testing.assert_allclose(a, b, rtol=2e-6, atol=1e-7)
+
+
+def test_dense_joint_pass_applies_the_kernel_once():
+  # With one power-iteration step neither a training nor an inference call on
+  # a [B, in] batch applies A on its own; a rank-3 batch still does.
+  layer = SNDense(3)
+  layer.build((None, 5))
+
+  def forbidden(kernel, v):
+    raise AssertionError("A v applied outside the layer's matmul")
+
+  layer._forward = forbidden
+  for training in (True, False):
+    layer(tf.random.normal((2, 5)), training=training)
+  with pytest.raises(AssertionError, match="outside the layer's matmul"):
+    layer(tf.random.normal((2, 4, 5)), training=False)
+
+
 # --------------------------------------------------------------------------
 # SNConv2D
 # --------------------------------------------------------------------------

@@ -42,6 +42,7 @@ class SNDense(SpectralMixin, tf.keras.layers.Dense):
                         grad_through_sigma)
 
   _divide_output = True
+  _v_is_input_row = True
 
   def build(self, input_shape):
     super().build(input_shape)

@@ -152,9 +152,16 @@ class SpectralMixin:
     ``differentiable`` sigma keeps its gradient with respect to the kernel
     (u and v held fixed); u and v never carry one.
     """
+    w = tf.stop_gradient(kernel)
+    v = self._next_v(w, iterations)
+    return self._record(v, self._forward(kernel if differentiable else w, v))
+
+  def _next_v(self, w: tf.Tensor, iterations: int) -> tf.Tensor:
+    """The new ``v`` of ``iterations`` power-iteration steps on ``w`` from
+    the stored u, v: every step but the last whole, then the last step's
+    ``v <- normalize(A^T u)``. The caller applies ``A`` to it once more."""
     if iterations < 1:
       raise ValueError(f"iterations must be >= 1, got {iterations!r}.")
-    w = tf.stop_gradient(kernel)
     # The stored vectors enter only as constants: no gradient reaches u or v
     # (a tape watching them included) through the new vectors or sigma.
     u = tf.stop_gradient(tf.convert_to_tensor(self.u))
@@ -162,8 +169,12 @@ class SpectralMixin:
     for _ in range(iterations - 1):
       v = _normalize(self._transpose(w, u))
       u = _normalize(self._forward(w, v))
-    v = _normalize(self._transpose(w, u))
-    a_v = self._forward(kernel if differentiable else w, v)
+    return _normalize(self._transpose(w, u))
+
+  def _record(self, v: tf.Tensor, a_v: tf.Tensor) -> tf.Tensor:
+    """Ends a power-iteration step from the new ``v`` and its ``A v``:
+    ``u <- normalize(A v)``, ``sigma = u^T A v``; writes u, v and sigma and
+    returns sigma (with whatever gradient ``a_v`` carries)."""
     u = _normalize(tf.stop_gradient(a_v))
     sigma = tf.reduce_sum(u * a_v)
     self.u.assign(u)
@@ -220,6 +231,10 @@ class SpectralMixin:
     else:
       sigma = tf.cond(tf.cast(training, tf.bool), train_branch, infer_branch)
 
+    return self._divisor_of(sigma)
+
+  def _divisor_of(self, sigma: tf.Tensor) -> Optional[tf.Tensor]:
+    """``d`` from ``sigma`` (None for a track-only layer)."""
     if not self.active:
       return None
     divisor = sigma / self.lipschitz_k
@@ -229,6 +244,9 @@ class SpectralMixin:
 
   # Whether to divide the op's output (True) or the kernel (False) by d.
   _divide_output = False
+  # Whether ``A v`` is the layer's own op applied to ``v`` as one more input
+  # row (dense layers: ``v^T W``), so one op can compute both.
+  _v_is_input_row = False
 
   def _apply_normalized(self, inputs: tf.Tensor, linear, training) -> tf.Tensor:
     """``linear(inputs, kernel / d)``: the layer's op with the SN kernel.
@@ -238,9 +256,12 @@ class SpectralMixin:
     costs far less than a ``[in, out]`` kernel at small batch, e.g. acting with
     B = 1); conv layers divide the kernel (far smaller than their output). The
     choice is fixed per layer class, never by the batch size, so a traced
-    graph and an eager call round identically.
+    graph and an eager call round identically. Dense layers on a ``[B, in]``
+    batch compute ``A v`` in the same matmul (``_apply_joint``).
     """
     kernel = self.kernel
+    if self._joint_applies(inputs, training):
+      return self._apply_joint(inputs, linear, bool(training))
     divisor = self._divisor(training)
     if divisor is None:
       return linear(inputs, kernel)
@@ -248,3 +269,40 @@ class SpectralMixin:
     if self._divide_output:
       return linear(inputs, kernel) / divisor
     return linear(inputs, kernel / divisor)
+
+  def _joint_applies(self, inputs: tf.Tensor, training) -> bool:
+    """Whether ``_apply_joint`` computes this call: a dense-like layer on a
+    ``[B, in]`` batch in its variables' dtype, with a Python-bool (or None)
+    ``training``, that computes sigma in this call."""
+    return (self._v_is_input_row
+            and (self.active or self.iterate_in_call)
+            and (training is None or isinstance(training, bool))
+            and inputs.shape.rank == 2
+            and inputs.dtype == self.u.dtype)
+
+  def _apply_joint(self, inputs: tf.Tensor, linear, training: bool) -> tf.Tensor:
+    """``linear(inputs, kernel) / d`` with ``A v`` from the same op.
+
+    ``v`` goes in as one more row of the batch: ``[inputs; v^T] W`` gives
+    the outputs ``[B, out]`` and ``(A v)^T`` in one pass over the kernel,
+    where a separate ``A v`` reads the kernel once more; its gradient, too,
+    is one matmul instead of a matmul, an outer product and their sum. The
+    values are those of the separate ops up to float rounding.
+    """
+    kernel = self.kernel
+    if training:
+      v = self._next_v(tf.stop_gradient(kernel), self.power_iterations)
+    else:
+      v = tf.stop_gradient(tf.convert_to_tensor(self.v))
+    joint = linear(tf.concat([inputs, v[None]], axis=0), kernel)
+    outputs, a_v = joint[:-1], joint[-1]
+    if not self.grad_through_sigma:
+      a_v = tf.stop_gradient(a_v)
+    if training:
+      sigma = self._record(v, a_v)
+    else:
+      sigma = tf.reduce_sum(tf.stop_gradient(tf.convert_to_tensor(self.u)) * a_v)
+    divisor = self._divisor_of(sigma)
+    if divisor is None:
+      return outputs
+    return outputs / divisor
