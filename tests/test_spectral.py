@@ -138,6 +138,9 @@ def test_dense_joint_pass_applies_the_kernel_once():
     layer(tf.random.normal((2, 5)), training=training)
   with pytest.raises(AssertionError, match="outside the layer's matmul"):
     layer(tf.random.normal((2, 4, 5)), training=False)
+  layer.active = False  # track-only: the plain matmul, A v on its own
+  with pytest.raises(AssertionError, match="outside the layer's matmul"):
+    layer(tf.random.normal((2, 5)), training=True)
 
 
 # --------------------------------------------------------------------------

@@ -273,9 +273,11 @@ class SpectralMixin:
   def _joint_applies(self, inputs: tf.Tensor, training) -> bool:
     """Whether ``_apply_joint`` computes this call: a dense-like layer on a
     ``[B, in]`` batch in its variables' dtype, with a Python-bool (or None)
-    ``training``, that computes sigma in this call."""
+    ``training``, whose output is divided by sigma. A track-only layer keeps
+    the plain layer's matmul, so its output stays bitwise that of the plain
+    layer."""
     return (self._v_is_input_row
-            and (self.active or self.iterate_in_call)
+            and self.active
             and (training is None or isinstance(training, bool))
             and inputs.shape.rank == 2
             and inputs.dtype == self.u.dtype)
