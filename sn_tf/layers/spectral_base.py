@@ -261,7 +261,7 @@ class SpectralMixin:
     """
     kernel = self.kernel
     if self._joint_applies(inputs, training):
-      return self._apply_joint(inputs, linear, bool(training))
+      return self._apply_joint(inputs, linear, kernel, bool(training))
     divisor = self._divisor(training)
     if divisor is None:
       return linear(inputs, kernel)
@@ -282,16 +282,17 @@ class SpectralMixin:
             and inputs.shape.rank == 2
             and inputs.dtype == self.u.dtype)
 
-  def _apply_joint(self, inputs: tf.Tensor, linear, training: bool) -> tf.Tensor:
+  def _apply_joint(self, inputs: tf.Tensor, linear, kernel,
+                   training: bool) -> tf.Tensor:
     """``linear(inputs, kernel) / d`` with ``A v`` from the same op.
 
     ``v`` goes in as one more row of the batch: ``[inputs; v^T] W`` gives
     the outputs ``[B, out]`` and ``(A v)^T`` in one pass over the kernel,
     where a separate ``A v`` reads the kernel once more; its gradient, too,
     is one matmul instead of a matmul, an outer product and their sum. The
-    values are those of the separate ops up to float rounding.
+    values are those of the separate ops up to float rounding. Active
+    layers only (``_joint_applies``), so there is always a divisor.
     """
-    kernel = self.kernel
     if training:
       v = self._next_v(tf.stop_gradient(kernel), self.power_iterations)
     else:
@@ -304,7 +305,4 @@ class SpectralMixin:
       sigma = self._record(v, a_v)
     else:
       sigma = tf.reduce_sum(tf.stop_gradient(tf.convert_to_tensor(self.u)) * a_v)
-    divisor = self._divisor_of(sigma)
-    if divisor is None:
-      return outputs
-    return outputs / divisor
+    return outputs / self._divisor_of(sigma)
