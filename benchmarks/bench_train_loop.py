@@ -3,17 +3,17 @@
 
 For each --spectral setting: runs the real training loop (`sn_tf.train.train`)
 on MinAtar Breakout and reports env steps/s over its last --timed_windows
-logging windows of 1,000 steps (after tracing and warm-up), plus, measured
-in the same process, the isolated compiled update, greedy act call and raw env step, the floor
-1 / (update / update_period + act + env step), the ratio of end-to-end
-speed to that floor, and the time of the loop's fused update + next-action
-call (which is why the ratio can exceed 1). Beside it, the plain-Keras floor:
-the same formula with a hand-written Keras step and act of the same agent and
-net (`plain_keras_times`), called flat as the loop calls its own compiled
-functions (graph against graph), timed before and after the loop in the same
-process, and end to end over it; and, for reference, the same floor with the
-plain step and act called through `tf.function` the ordinary way. Then a
-profile of the update's parts. Prints the tables, then
+logging windows of 1,000 steps (after tracing and warm-up), plus, measured in
+the same process, the isolated compiled update, greedy act call and raw env
+step, the floor 1 / (update / update_period + act + env step), the ratio of
+end-to-end speed to that floor, and the time of the loop's fused update +
+next-action call (which is why the ratio can exceed 1). Beside it, the
+plain-Keras floor: the same formula with a hand-written Keras step and act of
+the same agent and net (`plain_keras_times`), called flat as the loop calls its
+own compiled functions (graph against graph), timed before and after the loop
+in the same process, and end to end over it; and, for reference, the same floor
+with the plain step and act called through `tf.function` the ordinary way. Then
+a profile of the update's parts. Prints the tables, then
 `end_to_end_steps_per_s_<sn|none>=<value>` and, last,
 `e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
