@@ -112,6 +112,10 @@ def dqn_loss(online_q_values: tf.Tensor, actions: tf.Tensor,
   delta = targets - chosen
   if td_loss == "mse":
     return tf.reduce_mean(tf.square(delta))
+  # The op order of TF-Agents' element-wise Huber (``q * q``, not
+  # ``tf.square``): the gradients then round as the agent's own ``train``
+  # does, so the lean update equals it bit for bit, not to ~1e-6.
   size = tf.abs(delta)
   quadratic = tf.minimum(size, 1.0)
-  return tf.reduce_mean(0.5 * tf.square(quadratic) + (size - quadratic))
+  linear = size - quadratic
+  return tf.reduce_mean(0.5 * (quadratic * quadratic) + linear)
