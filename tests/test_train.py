@@ -318,8 +318,12 @@ def test_fast_loop_equals_straightforward_loop(tmp_path, scheduler, agent):
   # The run's final weights, from its last checkpoint.
   learner = _restored_learner(config)
   network = learner.online_network
+  # C51's reference (TF-Agents' train) projects its target in the dense
+  # [B, N, N] form, the lean update by a segment sum: after 200 Adam updates
+  # their float32 roundings part by up to ~1.3e-6 on near-zero weights.
+  # 1e-5 is a 25th of one Adam step at this lr (2.5e-4).
   for a, b in zip([v.numpy() for v in network.trainable_variables], weights):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_num_envs_updates_and_resume(tmp_path):

@@ -18,22 +18,42 @@ def categorical_projection(target_support: tf.Tensor, probabilities: tf.Tensor,
   and its mass split between the two nearest atoms of ``support`` in
   proportion to closeness: ``m_i = sum_j p_j * max(0, 1 - |clip(t_j) - z_i| / dz)``.
 
+  Computed as Algorithm 1 is written, in ``O(B N)``: each source atom's
+  position on the support's grid, ``b_j = (clip(t_j) - z_0) (N - 1) /
+  (z_{N-1} - z_0)``, gives its two neighbours ``floor(b_j)`` and
+  ``floor(b_j) + 1`` and their shares, and one segment sum adds the ``2 B N``
+  shares into their bins. The dense form of the formula above (a ``[B, N, N]``
+  weight tensor, as TF-Agents and Dopamine write it) is the same map; it took
+  seven elementwise ops on ``B N^2`` values (83k at batch 32 and 51 atoms), a
+  noticeable part of a MinAtar C51 update on a CPU (BUILD_NOTES.md).
+  In float32 this form is also the closer of the two to a float64 reference.
+
   Args:
     target_support: ``[B, N]`` atom positions of the target, e.g.
       ``r + gamma * d * z``.
     probabilities: ``[B, N]`` their probabilities.
-    support: ``[N]`` the evenly spaced support to project onto.
+    support: ``[N]`` the evenly spaced support to project onto (N >= 2).
 
   Returns:
     ``[B, N]`` projected probabilities (rows sum to 1 when inputs do).
   """
   v_min, v_max = support[0], support[-1]
-  delta = support[1] - support[0]
+  n = tf.shape(support)[0]
+  last = tf.cast(n - 1, support.dtype)
   clipped = tf.clip_by_value(target_support, v_min, v_max)  # [B, N_src]
-  # distance[b, i, j] = |clipped[b, j] - z_i| / dz
-  distance = tf.abs(clipped[:, None, :] - support[None, :, None]) / delta
-  weights = tf.clip_by_value(1.0 - distance, 0.0, 1.0)  # [B, N, N_src]
-  return tf.reduce_sum(weights * probabilities[:, None, :], axis=-1)
+  position = (clipped - v_min) * (last / (v_max - v_min))  # in [0, N - 1]
+  lower = tf.floor(position)
+  upper_share = position - lower  # the share of the upper neighbour
+  low = tf.minimum(tf.cast(lower, tf.int32), n - 1)
+  high = tf.minimum(low + 1, n - 1)  # an atom on z_{N-1} gives it share 0
+  batch = tf.shape(position)[0]
+  row = tf.range(batch)[:, None] * n  # [B, 1] offset of each row's bins
+  bins = tf.concat([low + row, high + row], axis=1)  # [B, 2 N_src]
+  shares = tf.concat([probabilities * (1.0 - upper_share),
+                      probabilities * upper_share], axis=1)
+  projected = tf.math.unsorted_segment_sum(
+      tf.reshape(shares, [-1]), tf.reshape(bins, [-1]), batch * n)
+  return tf.reshape(projected, tf.shape(target_support))
 
 
 def c51_targets(target_logits: tf.Tensor, rewards: tf.Tensor,

@@ -43,6 +43,23 @@ def test_projection_matches_reference():
   np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-12)
 
 
+def test_projection_float32_close_to_float64_reference():
+  """The training dtype: atoms on grid points, between them, on and beyond
+  both ends; every row's mass is kept."""
+  rng = np.random.default_rng(4)
+  support = np.linspace(-10.0, 10.0, 51)
+  rewards = rng.choice([-1.0, 0.0, 0.37, 1.0, 10.0, 25.0, -30.0], size=(256, 1))
+  discounts = rng.choice([0.0, 1.0], size=(256, 1))
+  target_support = rewards + 0.99 * discounts * support[None]
+  probs = rng.dirichlet(np.ones(51), size=256)
+  got = categorical_projection(tf.constant(target_support, tf.float32),
+                               tf.constant(probs, tf.float32),
+                               tf.linspace(-10.0, 10.0, 51)).numpy()
+  want = projection_reference(target_support, probs, support)
+  np.testing.assert_allclose(got, want, atol=1e-6)
+  np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
+
+
 def test_loss_matches_reference():
   rng = np.random.default_rng(1)
   b, a, n = 8, 3, 11
