@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from sn_tf.analysis.atari_scores import has_human_score, human_normalized_score
-from sn_tf.envs import make_env, parse_env_id
+from sn_tf.envs import make_env, parse_env_id, time_steps
 from sn_tf.export import FORMATS, SERVING_DIR, TFLITE_FILE, read_metadata
 
 
@@ -121,7 +121,7 @@ def play_episodes(env, act: Callable[[Any], int], *, episodes: int,
   for _ in range(episodes):
     time_step = env.reset()
     total, steps = 0.0, 0
-    while not time_step.is_last() and steps < max_episode_steps:
+    while not time_steps.is_last(time_step) and steps < max_episode_steps:
       action = _epsilon_greedy(act, time_step, epsilon, num_actions, rng)
       time_step = env.step(np.int32(action))
       total += float(time_step.reward)
@@ -154,7 +154,7 @@ def play_steps(env, act: Callable[[Any], int], *, steps: int, epsilon: float,
     time_step = env.step(np.int32(action))
     total += float(time_step.reward)
     length += 1
-    if time_step.is_last() or length >= max_episode_steps:
+    if time_steps.is_last(time_step) or length >= max_episode_steps:
       returns.append(total)
       lengths.append(length)
       time_step = env.reset()

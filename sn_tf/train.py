@@ -38,6 +38,7 @@ from sn_tf.agents import Learner, build_learner
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
 from sn_tf.envs import make_env, parse_env_id
+from sn_tf.envs.time_steps import is_last
 from sn_tf.evaluation import play_episodes, play_steps
 from sn_tf.export import PolicyExporter, ServingPolicy
 from sn_tf.fast_call import FlatCall
@@ -392,7 +393,7 @@ class Runner:
       time_step = self.time_steps[i]
       next_step = env.step(np.int32(actions[i]))
       reward = float(next_step.reward)
-      episode_end = bool(next_step.is_last())
+      episode_end = is_last(next_step)
       terminal = episode_end and float(next_step.discount) == 0.0
       if len(self.envs) == 1:
         self.replay.add(time_step.observation, actions[i], reward,

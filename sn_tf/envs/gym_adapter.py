@@ -28,6 +28,7 @@ from tf_agents.trajectories import time_step as ts
 
 from sn_tf.envs import _checks
 from sn_tf.envs import snapshots
+from sn_tf.envs import time_steps
 
 
 def _observation_spec(space: gym.Space) -> array_spec.BoundedArraySpec:
@@ -110,10 +111,10 @@ class GymnasiumEnv(py_environment.PyEnvironment):
     obs, info = self._env.reset(seed=self._pending_seed)
     self._pending_seed = None
     self._last_info = info
-    return ts.restart(self._observation(obs))
+    return time_steps.restart(self._observation(obs))
 
   def _step(self, action: Any) -> ts.TimeStep:
-    if self._current_time_step.is_last():
+    if time_steps.is_last(self._current_time_step):
       return self._reset()
     action = np.asarray(action)
     if action.shape != () or not 0 <= int(action) <= self._action_spec.maximum:
@@ -125,10 +126,10 @@ class GymnasiumEnv(py_environment.PyEnvironment):
     obs = self._observation(obs)
     reward = np.float32(reward)
     if terminated:
-      return ts.termination(obs, reward)
+      return time_steps.termination(obs, reward)
     if truncated:
-      return ts.truncation(obs, reward, discount=np.float32(1.0))
-    return ts.transition(obs, reward, discount=np.float32(1.0))
+      return time_steps.truncation(obs, reward)
+    return time_steps.transition(obs, reward)
 
   def get_state(self) -> Dict[str, Any]:
     """A snapshot of the adapter and the wrapped env as plain data

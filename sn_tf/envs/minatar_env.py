@@ -17,6 +17,7 @@ from tf_agents.trajectories import time_step as ts
 
 from sn_tf.envs import _checks
 from sn_tf.envs import snapshots
+from sn_tf.envs import time_steps
 
 MINATAR_GAMES: Tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest",
                                   "space_invaders")
@@ -101,10 +102,10 @@ class MinAtarEnv(py_environment.PyEnvironment):
 
   def _reset(self) -> ts.TimeStep:
     self._env.reset()
-    return ts.restart(self._observation())
+    return time_steps.restart(self._observation())
 
   def _step(self, action: Any) -> ts.TimeStep:
-    if self._current_time_step.is_last():
+    if time_steps.is_last(self._current_time_step):
       return self._reset()
     action = np.asarray(action)
     if action.shape != () or not 0 <= int(action) < len(self._actions):
@@ -113,8 +114,8 @@ class MinAtarEnv(py_environment.PyEnvironment):
     reward, terminal = self._env.act(self._actions[int(action)])
     reward = np.float32(reward)
     if terminal:
-      return ts.termination(self._observation(), reward)
-    return ts.transition(self._observation(), reward, discount=np.float32(1.0))
+      return time_steps.termination(self._observation(), reward)
+    return time_steps.transition(self._observation(), reward)
 
   def get_state(self) -> Dict[str, Any]:
     """A snapshot as plain data (``envs.snapshots``): the MinAtar env's and
