@@ -132,19 +132,18 @@ def play_episodes(env, act: Callable[[Any], int], *, episodes: int,
 
 
 def play_steps(env, act: Callable[[Any], int], *, steps: int, epsilon: float,
-               num_actions: int, rng: np.random.Generator,
-               max_episode_steps: int) -> Tuple[List[float], List[int]]:
+               num_actions: int, rng: np.random.Generator
+               ) -> Tuple[List[float], List[int], float]:
   """Plays ``steps`` env steps, epsilon-greedy as ``play_episodes``: the
-  paper's MinAtar evaluation (a step budget, the mean return of the episodes
-  completed in it).
+  paper's MinAtar evaluation by a step budget.
 
-  Episodes are cut after ``max_episode_steps`` steps (a cut episode counts
-  as completed). The episode running when the budget ends is dropped, unless
-  no episode completed at all: then its partial return is the one entry, so
-  a policy that never ends an episode still gets a score.
+  No episode is cut inside the budget (the budget is the only cap); a new
+  episode starts as soon as one ends.
 
   Returns:
-    ``(returns, lengths)``, one entry per episode.
+    ``(returns, lengths, unfinished)``: the return and length of each episode
+    completed within the budget, and the return so far of the episode still
+    running when the budget ends (0.0 if the budget ends with an episode).
   """
   returns, lengths = [], []
   time_step = env.reset()
@@ -154,15 +153,40 @@ def play_steps(env, act: Callable[[Any], int], *, steps: int, epsilon: float,
     time_step = env.step(np.int32(action))
     total += float(time_step.reward)
     length += 1
-    if time_steps.is_last(time_step) or length >= max_episode_steps:
+    if time_steps.is_last(time_step):
       returns.append(total)
       lengths.append(length)
       time_step = env.reset()
       total, length = 0.0, 0
-  if not returns:
-    returns.append(total)
-    lengths.append(length)
-  return returns, lengths
+  return returns, lengths, total
+
+
+def episode_statistics(returns: List[float]) -> Dict[str, float]:
+  """``eval/return``, ``eval/return_std`` (population) and ``eval/episodes``
+  of whole episodes' returns (``play_episodes``' output)."""
+  return {"eval/return": float(np.mean(returns)),
+          "eval/return_std": float(np.std(returns)),
+          "eval/episodes": len(returns)}
+
+
+def step_budget_statistics(returns: List[float], unfinished: float
+                           ) -> Dict[str, float]:
+  """The two scores of an evaluation by steps (``play_steps``' output).
+
+  - ``eval/return``: the mean return of the completed episodes; when none
+    completed, the unfinished episode's return so far, so that a policy that
+    never ends an episode still gets a score. ``eval/return_std`` and
+    ``eval/episodes`` go with it (the latter 0 when none completed).
+  - ``eval/reward_per_finished_episode``: all reward earned in the budget,
+    the unfinished episode's included, divided by the number of completed
+    episodes: the reference code's statistic; NaN when none completed.
+  """
+  values = episode_statistics(returns if returns else [unfinished])
+  values["eval/episodes"] = len(returns)
+  values["eval/reward_per_finished_episode"] = (
+      (float(np.sum(returns)) + unfinished) / len(returns) if returns
+      else float("nan"))
+  return values
 
 
 def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,

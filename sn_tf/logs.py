@@ -2,8 +2,8 @@
 
 Metric names (fixed; docs/measures.md#metric-names lists them all):
 ``train/return``, ``train/episodes``, ``eval/return``, ``eval/return_std``,
-``eval/episodes``, ``loss``, ``epsilon``, ``steps_per_second``,
-``sigma/<layer>``.
+``eval/episodes``, ``eval/reward_per_finished_episode``, ``loss``,
+``epsilon``, ``steps_per_second``, ``sigma/<layer>``.
 """
 
 import csv
@@ -47,9 +47,21 @@ class MetricsLog:
       writer.flush()
 
   def csv_row(self, row: Dict[str, float]) -> None:
+    """Appends ``row``. A row with columns the file lacks (a run resumed by
+    a newer sn_tf that records more) rewrites the file with the union of
+    the columns, the older rows empty in the new ones."""
+    rows = read_csv(self._csv_path)
+    columns = list(rows[0]) if rows else list(row)
+    missing = [k for k in row if k not in columns]
+    if missing:
+      with files.atomic_write(self._csv_path, newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns + missing)
+        writer.writeheader()
+        writer.writerows(rows)
+      columns += missing
     exists = os.path.isfile(self._csv_path) and os.path.getsize(self._csv_path) > 0
     with open(self._csv_path, "a", newline="") as f:
-      writer = csv.DictWriter(f, fieldnames=list(row))
+      writer = csv.DictWriter(f, fieldnames=columns)
       if not exists:
         writer.writeheader()
       writer.writerow(row)

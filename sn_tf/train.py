@@ -39,7 +39,7 @@ from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
 from sn_tf.envs import make_env, parse_env_id
 from sn_tf.envs.time_steps import is_last
-from sn_tf.evaluation import play_episodes, play_steps
+from sn_tf.evaluation import episode_statistics, play_episodes, play_steps, step_budget_statistics
 from sn_tf.export import PolicyExporter, ServingPolicy
 from sn_tf.fast_call import FlatCall
 from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
@@ -133,8 +133,8 @@ def run_lock(root_dir: str) -> Iterator[None]:
 
 class _Evaluator:
   """Plays one evaluation at ``eval_epsilon`` on a fresh env: ``eval_episodes``
-  episodes, or ``eval_steps`` steps (the mean return of the episodes they
-  complete, ``sn_tf.evaluation.play_steps``).
+  episodes (each capped at ``eval_max_episode_steps``), or ``eval_steps``
+  steps (``sn_tf.evaluation.play_steps``, no episode cut inside them).
 
   Evaluation ``k`` uses an env and an RNG seeded from (seed, k), so it needs no
   state in checkpoints and is reproducible.
@@ -146,7 +146,8 @@ class _Evaluator:
     self._greedy = greedy
     self._num_actions = num_actions
 
-  def __call__(self, index: int) -> List[float]:
+  def __call__(self, index: int) -> Dict[str, float]:
+    """The ``eval/*`` metrics of evaluation ``index``."""
     c = self._config
     env = make_env(c.env, seed=(c.seed * 7919 + 1_000_003 + index) % 2**32,
                    training=False,
@@ -154,14 +155,17 @@ class _Evaluator:
                    sticky_action_prob=c.sticky_action_prob)
     rng = np.random.default_rng([c.seed, 2, index])
     act = lambda ts: int(self._greedy(ts.observation[None]).numpy()[0])
-    common = dict(epsilon=c.eval_epsilon, num_actions=self._num_actions,
-                  rng=rng, max_episode_steps=c.eval_max_episode_steps)
+    common = dict(epsilon=c.eval_epsilon, num_actions=self._num_actions, rng=rng)
     if c.eval_steps:
-      returns, _ = play_steps(env, act, steps=c.eval_steps, **common)
+      returns, _, unfinished = play_steps(env, act, steps=c.eval_steps, **common)
+      values = step_budget_statistics(returns, unfinished)
     else:
-      returns, _ = play_episodes(env, act, episodes=c.eval_episodes, **common)
+      returns, _ = play_episodes(env, act, episodes=c.eval_episodes,
+                                 max_episode_steps=c.eval_max_episode_steps,
+                                 **common)
+      values = episode_statistics(returns)
     env.close()
-    return returns
+    return values
 
 
 class _Measures:
@@ -468,12 +472,9 @@ class Runner:
   def _evaluate(self, epsilon: float) -> Dict[str, Any]:
     """Plays an evaluation and measures the network: the metrics row."""
     s = self.state
-    returns = self.evaluate(s.eval_index)
+    evaluation = self.evaluate(s.eval_index)
     s.eval_index += 1
-    row = {"step": s.step, "wall_time": time.time(),
-           "eval/return": float(np.mean(returns)),
-           "eval/return_std": float(np.std(returns)),
-           "eval/episodes": len(returns),
+    row = {"step": s.step, "wall_time": time.time(), **evaluation,
            "train/return": logs.mean_or_nan(s.train_returns_since_eval),
            "loss": logs.mean_or_nan(s.losses_since_eval),
            "epsilon": epsilon, "steps_per_second": self._rate}

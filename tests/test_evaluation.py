@@ -1,9 +1,12 @@
 """Evaluation by steps (the paper's MinAtar protocol) on a scripted env."""
 
+import math
+
 import numpy as np
 from tf_agents.trajectories import time_step as ts
 
-from sn_tf.evaluation import play_episodes, play_steps
+from sn_tf.evaluation import (episode_statistics, play_episodes, play_steps,
+                               step_budget_statistics)
 
 
 class ScriptedEnv:
@@ -33,22 +36,43 @@ def _play(fn, env, **kw):
 
 def test_steps_count_completed_episodes_only():
   env = ScriptedEnv([3, 5, 4])
-  returns, lengths = _play(play_steps, env, steps=10, max_episode_steps=100)
-  # 3 + 5 = 8 steps complete two episodes; the third is cut by the budget.
+  returns, lengths, unfinished = _play(play_steps, env, steps=10)
+  # 3 + 5 = 8 steps complete two episodes; the third has 2 of its 4 steps.
   assert returns == [3.0, 5.0] and lengths == [3, 5] and env.steps == 10
+  assert unfinished == 2.0
 
 
-def test_episode_cap_counts_as_completed_and_no_completion_scores_partial():
-  returns, lengths = _play(play_steps, ScriptedEnv([50]), steps=10,
-                           max_episode_steps=4)
-  assert returns == [4.0, 4.0] and lengths == [4, 4]
-  returns, _ = _play(play_steps, ScriptedEnv([50]), steps=7, max_episode_steps=100)
-  assert returns == [7.0]  # nothing completed: the partial episode
+def test_steps_cut_no_episode_and_end_on_a_boundary_leave_nothing_unfinished():
+  returns, lengths, unfinished = _play(play_steps, ScriptedEnv([50]), steps=120)
+  assert returns == [50.0, 50.0] and lengths == [50, 50] and unfinished == 20.0
+  returns, _, unfinished = _play(play_steps, ScriptedEnv([3, 5]), steps=8)
+  assert returns == [3.0, 5.0] and unfinished == 0.0
+
+
+def test_step_budget_statistics_mean_of_completed_and_reference_ratio():
+  values = step_budget_statistics([3.0, 5.0], 2.0)
+  assert values["eval/return"] == 4.0 and values["eval/episodes"] == 2
+  assert values["eval/return_std"] == 1.0
+  # The reference code's: all reward in the window over finished episodes.
+  assert values["eval/reward_per_finished_episode"] == 5.0
+
+
+def test_step_budget_statistics_without_a_completed_episode():
+  values = step_budget_statistics([], 7.0)
+  assert values["eval/return"] == 7.0 and values["eval/episodes"] == 0
+  assert math.isnan(values["eval/reward_per_finished_episode"])
 
 
 def test_episodes_and_steps_agree_on_whole_episodes():
   by_episodes, _ = _play(play_episodes, ScriptedEnv([3, 5]), episodes=4,
                          max_episode_steps=100)
-  by_steps, _ = _play(play_steps, ScriptedEnv([3, 5]), steps=16,
-                      max_episode_steps=100)
-  assert by_episodes == by_steps == [3.0, 5.0, 3.0, 5.0]
+  by_steps, _, unfinished = _play(play_steps, ScriptedEnv([3, 5]), steps=16)
+  assert by_episodes == by_steps == [3.0, 5.0, 3.0, 5.0] and unfinished == 0.0
+  assert episode_statistics(by_episodes) == {
+      "eval/return": 4.0, "eval/return_std": 1.0, "eval/episodes": 4}
+
+
+def test_episodes_are_capped():
+  returns, lengths = _play(play_episodes, ScriptedEnv([50]), episodes=2,
+                           max_episode_steps=4)
+  assert returns == [4.0, 4.0] and lengths == [4, 4]

@@ -52,6 +52,8 @@ def test_resume_equals_uninterrupted_run(tmp_path, agent):
   split = train(tiny_config(tmp_path / "split", **extra))  # resumes at step 400
   a, b = rows(tmp_path / "full"), rows(tmp_path / "split")
   assert [r["step"] for r in a] == [r["step"] for r in b] == ["200", "400", "600"]
+  # An evaluation by steps also records the reference code's statistic.
+  assert ("eval/reward_per_finished_episode" in a[0]) == (agent == "dqn")
   for ra, rb in zip(a, b):
     for key in ra:
       if key in ("wall_time", "steps_per_second"):
