@@ -164,22 +164,16 @@ def _scheduler(kind: str, scope: str = "global", leave_smaller: bool = False):
                     scheduler_scope=scope, leave_smaller=leave_smaller)
 
 
-def _study_configs(study: str, subset: bool) -> List[Tuple[str, Dict[str, Any]]]:
-  """The configurations of ``study`` on one net (``subset``: the medium budget's)."""
+def _study_configs(study: str) -> List[Tuple[str, Dict[str, Any]]]:
+  """The configurations of ``study`` on one net, as the paper sweeps them."""
   if study == "layers":
     return [_sn(s) for s in ("none", "-2", "-3", "-4", "-2,-3")]
   if study == "smoothness":
-    specs = ("-1", "-2", "-3", "-1,-2", "-2,-3", "-1,-2,-3")
-    ks = (1.0, 2.0, 10.0)
-    if subset:
-      cells = [("-1", 1.0), ("-2", 1.0), ("-3", 1.0), ("-1,-2,-3", 1.0),
-               ("-2", 2.0), ("-2", 10.0)]
-    else:
-      cells = [(s, k) for s in specs for k in ks]
     out = [_sn("none")]
-    for spec, k in cells:
-      name, fields = _sn(spec, lipschitz_k=k, leave_smaller=True)
-      out.append((f"{name}_k{k:g}", fields))
+    for spec in ("-1", "-2", "-3", "-1,-2", "-2,-3", "-1,-2,-3"):
+      for k in (1.0, 2.0, 10.0):
+        name, fields = _sn(spec, lipschitz_k=k, leave_smaller=True)
+        out.append((f"{name}_k{k:g}", fields))
     return out
   if study == "schedulers":
     return [_sn("none"), _sn("-2"), _scheduler("divout"),
@@ -191,52 +185,90 @@ def _study_configs(study: str, subset: bool) -> List[Tuple[str, Dict[str, Any]]]
   raise ValueError(study)
 
 
-def _study_cells(study: str, budget: str) -> List[Tuple[str, Cell]]:
-  """``[(model, cell)]`` of ``study`` at ``budget``."""
+def _study_cells(study: str) -> List[Tuple[str, Cell]]:
+  """``[(model, cell)]`` of ``study`` as the paper runs it."""
   # pylint: disable=g-import-not-at-top
   from sn_tf.networks import DEPTH3_MODELS, SIZE_STUDY_MODELS
   # pylint: enable=g-import-not-at-top
-  subset = budget != "paper"
   cells = []
   if study == "sizes":
     sn_specs = ("-2", "-3", "-4", "-2,-3", "-2,-3,-4", "-3,-4")
-    models = SIZE_STUDY_MODELS
-    if subset:  # the smallest and the largest depth-3 net, three settings
-      models, sn_specs = (DEPTH3_MODELS[0], DEPTH3_MODELS[-1]), ("-2", "-2,-3")
-    for model in models:
+    for model in SIZE_STUDY_MODELS:
       cells.append((model, Cell(*_sn("none"))))
       if model in DEPTH3_MODELS:
         cells += [(model, Cell(*_sn(s))) for s in sn_specs]
     return cells
   if study == "schedulers":
-    models = DEPTH3_MODELS if not subset else (DEPTH3_MODELS[2],)
+    models = DEPTH3_MODELS
   else:
     models = ("16-16/128",) if study == "layers" else ("16/128",)
   for model in models:
-    cells += [(model, Cell(n, f)) for n, f in _study_configs(study, subset)]
+    cells += [(model, Cell(n, f)) for n, f in _study_configs(study)]
   return cells
 
 
 @dataclasses.dataclass(frozen=True)
+class CellSelection:
+  """The cells of a study that a budget runs: those whose net is in
+  ``models`` and whose configuration name is in ``configs`` (None: all)."""
+  models: Optional[Sequence[str]] = None
+  configs: Optional[Sequence[str]] = None
+
+  def keeps(self, model: str, cell: Cell) -> bool:
+    return ((self.models is None or model in self.models)
+            and (self.configs is None or cell.name in self.configs))
+
+
+ALL_CELLS = CellSelection()
+
+
+@dataclasses.dataclass(frozen=True)
 class DQNBudget:
-  """Seeds, steps and the evaluation of one budget of the DQN studies."""
+  """Seeds, games, ``TrainConfig`` overrides and, per study it offers, the
+  cells of one budget of the DQN studies."""
   seeds: Sequence[int]
   games: Sequence[str]
   overrides: Dict[str, Any]
+  studies: Dict[str, CellSelection]
   description: str
 
+
+# The medium budget's cells: the layers study whole; the smallest and largest
+# depth-3 nets of the size study; the smoothness study's single layers and
+# all three at K = 1, and the penultimate layer at K = 2 and 10; the
+# schedulers on 24-24-24/128.
+_MEDIUM_CELLS = {
+    "layers": ALL_CELLS,
+    "sizes": CellSelection(models=("8-8-8/32", "32-32-24/256"),
+                           configs=("none", "sn-2", "sn-2-3")),
+    "smoothness": CellSelection(configs=(
+        "none", "sn-1_k1", "sn-2_k1", "sn-3_k1", "sn-1-2-3_k1", "sn-2_k2",
+        "sn-2_k10")),
+    "schedulers": CellSelection(models=("24-24-24/128",)),
+}
 
 DQN_BUDGET_TABLE = {
     "paper": DQNBudget(
         seeds=tuple(range(10)), games=STUDY_GAMES, overrides={},
+        studies={study: ALL_CELLS for study in STUDIES},
         description="the paper's scale: 4 games x 10 seeds x 5M steps, "
                     "evaluated every 100k steps over 125k steps"),
+    # DQN against SN[-2] on the layers study's net over 2M steps, the
+    # paper's exploration schedule (epsilon 0.01 from step 250k) unchanged.
+    "long": DQNBudget(
+        seeds=(0, 1, 2), games=STUDY_GAMES,
+        overrides=dict(num_steps=2_000_000, eval_every=100_000,
+                       eval_steps=25_000),
+        studies={"layers": CellSelection(configs=("none", "sn-2"))},
+        description="4 games x 3 seeds x 2M steps, DQN and SN[-2] on "
+                    "16-16/128, evaluated every 100k steps over 25k steps"),
     # 200k steps with the epsilon decay scaled to a third of the budget, as
     # `small` of the C51 study does, evaluated every 50k steps over 25k.
     "medium": DQNBudget(
         seeds=(0, 1, 2), games=STUDY_GAMES,
         overrides=dict(num_steps=200_000, epsilon_decay_steps=62_000,
                        eval_every=50_000, eval_steps=25_000),
+        studies=_MEDIUM_CELLS,
         description="4 games x 3 seeds x 200k steps, epsilon decay to step "
                     "67k, evaluated every 50k steps over 25k steps"),
     "small": DQNBudget(
@@ -244,6 +276,7 @@ DQN_BUDGET_TABLE = {
         overrides=dict(num_steps=30_000, learning_starts=2_000,
                        epsilon_decay_steps=8_000, eval_every=15_000,
                        eval_steps=5_000, replay_capacity=30_000),
+        studies=_MEDIUM_CELLS,
         description="2 games x 1 seed x 30k steps: a smoke run of the "
                     "pipeline, not a result"),
 }
@@ -265,11 +298,16 @@ def dqn_study_plan(study: str, budget: str, out_dir: str, *,
   if study not in STUDIES:
     raise ValueError(f"study={study!r} is not allowed; allowed: {', '.join(STUDIES)}.")
   b, games, seeds = _budget_games_seeds(DQN_BUDGET_TABLE, budget, games, seeds)
+  if study not in b.studies:
+    raise ValueError(f"study={study!r} is not allowed at budget={budget!r}; "
+                     f"allowed: {', '.join(b.studies)}.")
+  selection = b.studies[study]
+  cells = [(m, c) for m, c in _study_cells(study) if selection.keeps(m, c)]
   values = dict(b.overrides)
   values.update(overrides or {})
   plan = []
   for game in games:
-    for model, cell in _study_cells(study, budget):
+    for model, cell in cells:
       for seed in seeds:
         name = f"{game}/{model.replace('/', '_')}/{cell.name}_s{seed}"
         fields = dict(values, **cell.fields)

@@ -6,6 +6,7 @@ import os
 import pytest
 
 from sn_tf import experiments
+from sn_tf import logs
 
 TINY = dict(eval_every=150, eval_episodes=2, learning_starts=100,
             replay_capacity=500, batch_size=8, epsilon_decay_steps=100,
@@ -101,6 +102,34 @@ def test_dqn_study_plans_count_the_papers_runs(tmp_path, study, counts):
                 "dqn", "mse", 4, 4_000, 5_000_000, 100_000, 125_000, "minatar_dqn")
 
 
+def test_long_budget_is_dqn_against_sn2_over_2m_steps(tmp_path):
+  plan = experiments.dqn_study_plan("layers", "long", str(tmp_path))
+  assert len(plan) == 4 * 2 * 3
+  assert sorted({r.name.split("/", 1)[1] for r in plan}) == [
+      f"16-16_128/{c}_s{s}" for c in ("none", "sn-2") for s in (0, 1, 2)]
+  for r in plan:
+    c = r.config
+    assert (c.minatar_model, c.num_steps, c.eval_every, c.eval_steps,
+            c.eval_episodes) == ("16-16/128", 2_000_000, 100_000, 25_000, 0)
+    # The paper's protocol otherwise: minatar_dqn, epsilon 0.01 from 250k.
+    assert (c.preset, c.agent, c.td_loss, c.update_period,
+            c.target_update_period, c.learning_starts, c.epsilon_decay_steps,
+            c.epsilon_end, c.replay_capacity) == (
+                "minatar_dqn", "dqn", "mse", 4, 4_000, 5_000, 245_000, 0.01,
+                100_000)
+    assert c.spectral == ("-2" if "/sn-2_" in r.name else "none")
+
+
+def test_every_budget_selects_cells_its_study_has():
+  for name, budget in experiments.DQN_BUDGET_TABLE.items():
+    for study, selection in budget.studies.items():
+      cells = experiments._study_cells(study)  # pylint: disable=protected-access
+      models = {m for m, _ in cells}
+      configs = {c.name for _, c in cells}
+      assert set(selection.models or ()) <= models, (name, study)
+      assert set(selection.configs or ()) <= configs, (name, study)
+
+
 def _cell(plan, name):
   return next(r.config for r in plan if r.name == name)
 
@@ -136,7 +165,8 @@ def test_dqn_study_cells_hold_the_papers_values(tmp_path):
 
 @pytest.mark.parametrize("args,match", [
     (("tiny", "paper"), r"study='tiny' is not allowed; allowed: layers, sizes, smoothness, schedulers"),
-    (("layers", "huge"), r"budget='huge' is not allowed; allowed: paper, medium, small"),
+    (("layers", "huge"), r"budget='huge' is not allowed; allowed: paper, long, medium, small"),
+    (("sizes", "long"), r"study='sizes' is not allowed at budget='long'; allowed: layers"),
 ])
 def test_bad_dqn_studies_are_refused(tmp_path, args, match):
   with pytest.raises(ValueError, match=match):
@@ -162,3 +192,35 @@ def test_a_two_run_dqn_study_runs_through_the_same_path(tmp_path):
   assert "final score of DQN (the unnormalised baseline)" in index
   assert "| DQN | 1 | 1 |" in index and "| SN[-2] | 1 | 1 |" in index
   assert os.path.isfile(os.path.join(out, "report", "scores_by_config.png"))
+
+
+def test_a_study_extended_to_a_bigger_budget_resumes_and_matches_one_run(tmp_path):
+  """Run a plan, then the same plan with more steps (as --num_steps then the
+  budget's own): each run resumes from its checkpoint and ends as a run of
+  the bigger budget from the start would."""
+  tiny = dict(TINY, eval_episodes=0, eval_steps=100, target_update_period=48,
+              eval_every=100)
+
+  def plan(out, num_steps):
+    return experiments.dqn_study_plan(
+        "layers", "long", out, games=["breakout"], seeds=[0],
+        overrides=dict(tiny, num_steps=num_steps))[1:]  # SN[-2]
+
+  out, whole = str(tmp_path / "extended"), str(tmp_path / "whole")
+  experiments.run_study(plan(out, 200), out, workers=1, report=False,
+                        echo=lambda _: None)
+  lines = []
+  result = experiments.run_study(plan(out, 400), out, workers=1, report=False,
+                                 echo=lines.append)
+  assert "1 runs: 0 already complete, 1 to run" in lines[0]
+  assert result["finished"] == ["breakout/16-16_128/sn-2_s0"]
+  experiments.run_study(plan(whole, 400), whole, workers=1, report=False,
+                        echo=lambda _: None)
+  name = "runs/breakout/16-16_128/sn-2_s0/metrics.csv"
+  a = logs.read_csv(os.path.join(out, name))
+  b = logs.read_csv(os.path.join(whole, name))
+  assert [r["step"] for r in a] == [r["step"] for r in b] == ["100", "200", "300", "400"]
+  for ra, rb in zip(a, b):
+    for key in ra:
+      if key not in ("wall_time", "steps_per_second"):
+        assert ra[key] == rb[key], (ra["step"], key)

@@ -159,7 +159,7 @@ def test_reproduce_plan_only_prints_the_runs_and_runs_nothing(tmp_path):
     ("reproduce.py", ["--agent=c51", "--games=pong"], "--games: 'pong' is not allowed"),
     ("reproduce.py", [], "--study=None is not allowed; allowed: layers, sizes, smoothness, schedulers"),
     ("reproduce.py", ["--study=tiny"], "--study='tiny' is not allowed; allowed: layers"),
-    ("reproduce.py", ["--study=layers", "--budget=huge"], "--budget='huge' is not allowed; allowed: paper, medium, small"),
+    ("reproduce.py", ["--study=layers", "--budget=huge"], "--budget='huge' is not allowed; allowed: paper, long, medium, small"),
     ("reproduce.py", ["--study=layers", "--games=pong"], "--games: 'pong' is not allowed"),
     ("reproduce.py", ["--agent=c51", "--study=layers"], "--study='layers' is not allowed with --agent=c51"),
     ("reproduce.py", ["--study=layers", "--configs=none"], "--configs is not allowed with --agent=dqn"),
