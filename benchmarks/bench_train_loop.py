@@ -236,6 +236,18 @@ def floor_steps_per_s(times, env_ms, update_period):
   return 1e3 / (times["train"] / update_period + times["act"] + env_ms)
 
 
+def loop_overrides(args, spectral: str):
+  """The timed run's fields beyond the default preset of ``args.agent``."""
+  # Epsilon at its final 0.01 from step 1,500, so the timed window acts
+  # greedily (the presets decay over 250k steps: a short run would time
+  # mostly random actions, which skip the act call).
+  return dict(agent=args.agent, spectral=spectral, num_steps=args.steps,
+              learning_starts=500, epsilon_decay_steps=1000,
+              log_every=LOG_EVERY, eval_every=args.steps, eval_episodes=1,
+              eval_max_episode_steps=100, tf_threads=args.threads,
+              num_envs=args.num_envs)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--spectral", default="none,-2",
@@ -269,11 +281,11 @@ def main():
   if args.threads:
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-  from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
+  from sn_tf.config import default_preset, make_config  # pylint: disable=g-import-not-at-top
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
-  preset = "minatar_dqn" if args.agent == "dqn" else "minatar"
+  preset = default_preset("minatar:breakout", args.agent)
   threads = tf.config.threading.get_intra_op_parallelism_threads()
   if threads != args.threads:
     raise RuntimeError(f"--threads={args.threads} not applied: TensorFlow "
@@ -292,15 +304,8 @@ def main():
   for spec in specs:
     root = tempfile.mkdtemp(prefix="bench_train_loop_")
     try:
-      config = make_config(
-          "minatar:breakout", root, preset, spectral=spec,
-          # Epsilon at its final 0.01 from step 1,500, so the timed window
-          # acts greedily (the presets decay over 250k steps: a short run
-          # would time mostly random actions, which skip the act call).
-          num_steps=args.steps, learning_starts=500, epsilon_decay_steps=1000,
-          log_every=LOG_EVERY,
-          eval_every=args.steps, eval_episodes=1, eval_max_episode_steps=100,
-          tf_threads=args.threads, num_envs=args.num_envs)
+      config = make_config("minatar:breakout", root,
+                           **loop_overrides(args, spec))
       # The plain-Keras step, timed before and after the project's loop.
       probe = make_env(config.env, seed=0, training=True)
       obs_shape = tuple(probe.observation_spec().shape)

@@ -21,6 +21,14 @@ _STEPS = flags.DEFINE_integer("num_steps", 30_000, "Env steps to train.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed.")
 
 
+def job_overrides(steps: int, seed: int):
+  """The main job's fields beyond the default C51 MinAtar preset."""
+  return dict(agent="c51", spectral="-2", seed=seed, num_steps=steps,
+              eval_every=max(1, steps // 6), eval_episodes=10,
+              learning_starts=min(5_000, max(1, steps // 10)),
+              epsilon_decay_steps=max(1, steps // 2))
+
+
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
@@ -31,11 +39,8 @@ def main(argv):
 
   steps = _STEPS.value
   try:
-    config = make_config(
-        "minatar:breakout", _ROOT.value, "minatar", spectral="-2",
-        seed=_SEED.value, num_steps=steps, eval_every=max(1, steps // 6),
-        eval_episodes=10, learning_starts=min(5_000, max(1, steps // 10)),
-        epsilon_decay_steps=max(1, steps // 2))
+    config = make_config("minatar:breakout", _ROOT.value,
+                         **job_overrides(steps, _SEED.value))
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None
   print(f"Main job: C51 + SN[-2] on MinAtar Breakout, {steps} steps -> "

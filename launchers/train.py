@@ -32,9 +32,7 @@ for _field in dataclasses.fields(TrainConfig):
   _type = next((t for t in typing.get_args(_type) if t is not type(None)), _type)
   _help = _field.metadata["help"]
   if _field.name == "preset":
-    flags.DEFINE_enum("preset", None, list(PRESETS), _help + " Default: "
-                      "minatar (minatar_dqn with --agent=dqn) for MinAtar envs, "
-                      "atari for Atari envs.")
+    flags.DEFINE_enum("preset", None, list(PRESETS), _help)
   elif _field.name == "agent":
     flags.DEFINE_enum("agent", None, list(AGENTS), _help + " Default: the "
                       "preset's (c51; dqn for minatar_dqn).")
@@ -49,14 +47,8 @@ def build_config() -> TrainConfig:
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
   overrides = {f.name: FLAGS[f.name].value for f in dataclasses.fields(TrainConfig)
                if f.name not in ("env", "root_dir", "preset")}
-  preset = FLAGS.preset
-  if preset is None:
-    if FLAGS.env.startswith("atari:"):
-      preset = "atari"
-    else:
-      preset = "minatar_dqn" if FLAGS.agent == "dqn" else "minatar"
   try:
-    return make_config(FLAGS.env, FLAGS.root_dir, preset, **overrides)
+    return make_config(FLAGS.env, FLAGS.root_dir, FLAGS.preset, **overrides)
   except ValueError as e:
     raise app.UsageError(f"--{e}") from None
 

@@ -12,40 +12,60 @@ import json
 import math
 from typing import Any, Dict, Optional, Tuple
 
-PRESETS: Dict[str, Dict[str, Any]] = {
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  """A named set of ``TrainConfig`` values for one env suite."""
+  suite: str
+  values: Dict[str, Any]
+
+
+PRESETS: Dict[str, Preset] = {
     # Reference `c51_minatar`: one update per env step, target every 1k steps,
     # epsilon 1.0 -> 0.01 over 250k steps after a 5k warm-up.
-    "minatar": dict(
+    "minatar": Preset("minatar", dict(
         replay_capacity=100_000, batch_size=32, learning_starts=5_000,
         update_period=1, target_update_period=1_000,
         epsilon_end=0.01, epsilon_decay_steps=250_000,
         num_steps=5_000_000, eval_every=250_000, eval_episodes=100,
-        clip_rewards=False),
-    # The paper's Atari protocol (Dopamine `c51_icml` values).
-    "atari": dict(
+        clip_rewards=False)),
+    # The paper's Atari protocol (the reference `g55_c51`, whose agent
+    # values are Dopamine's `c51_icml.gin`).
+    "atari": Preset("atari", dict(
         replay_capacity=1_000_000, batch_size=32, learning_starts=50_000,
         update_period=4, target_update_period=10_000,
         epsilon_end=0.01, epsilon_decay_steps=1_000_000,
-        num_steps=50_000_000, eval_every=250_000, eval_episodes=10,
-        clip_rewards=True, atari_protocol="paper"),
+        num_steps=50_000_000, eval_every=250_000, eval_episodes=0,
+        eval_steps=125_000, clip_rewards=True, atari_protocol="paper",
+        atari_network="paper")),
     # The paper's MinAtar DQN studies (docs/protocol.md#minatar_dqn):
     # one update per 4 env steps, target every 4k steps, epsilon 1.0 for 5k
     # steps then linear to 0.01 at 250k, 50 epochs of 100k steps each
     # evaluated on 125k steps at epsilon 0.001, MSE TD loss.
-    "minatar_dqn": dict(
+    "minatar_dqn": Preset("minatar", dict(
         agent="dqn", td_loss="mse",
         replay_capacity=100_000, batch_size=32, learning_starts=5_000,
         update_period=4, target_update_period=4_000,
         epsilon_end=0.01, epsilon_decay_steps=245_000,
         num_steps=5_000_000, eval_every=100_000, eval_episodes=0,
-        eval_steps=125_000, clip_rewards=False),
-    # Dopamine's modern C51 protocol (`c51.gin`).
-    "atari_dopamine": dict(
+        eval_steps=125_000, clip_rewards=False)),
+    # Dopamine's C51 (TF agent, `c51.gin`), the one behind its published
+    # baselines: its network, TF's Adam, sticky actions, no life-loss
+    # terminal, 125k evaluation steps per 250k-step iteration.
+    "atari_dopamine": Preset("atari", dict(
         replay_capacity=1_000_000, batch_size=32, learning_starts=20_000,
         update_period=4, target_update_period=8_000,
         epsilon_end=0.01, epsilon_decay_steps=250_000,
-        num_steps=50_000_000, eval_every=250_000, eval_episodes=10,
-        clip_rewards=True, atari_protocol="dopamine"),
+        num_steps=50_000_000, eval_every=250_000, eval_episodes=0,
+        eval_steps=125_000, clip_rewards=True, atari_protocol="dopamine",
+        atari_network="dopamine", adam_epsilon_placement="keras")),
+}
+
+# The preset a run gets when none is named: by env suite and agent.
+DEFAULT_PRESETS: Dict[Tuple[str, str], str] = {
+    ("minatar", "c51"): "minatar",
+    ("minatar", "dqn"): "minatar_dqn",
+    ("atari", "c51"): "atari",
+    ("atari", "dqn"): "atari",
 }
 
 AGENTS = ("dqn", "c51")
@@ -71,7 +91,10 @@ class TrainConfig:
   env: str = dataclasses.field(metadata={"help": "minatar:<game> or atari:<Game>."})
   root_dir: str = dataclasses.field(
       metadata={"help": "Run directory (resumed if it exists)."})
-  preset: str = _field("minatar", "Hyperparameter preset (docs/protocol.md#presets).")
+  preset: str = _field(
+      "minatar", "Hyperparameter preset (docs/protocol.md#presets). Default: "
+      "minatar (minatar_dqn with --agent=dqn) for MinAtar envs, atari for "
+      "Atari envs.")
   seed: int = _field(0, "Seed of everything (env, network init, exploration, replay).")
   agent: str = _field("c51", "Agent: dqn or c51.")
   # Budget and evaluation.
@@ -110,6 +133,10 @@ class TrainConfig:
   lipschitz_k: float = _field(1.0, "Target Lipschitz constant K of normalised layers.")
   leave_smaller: bool = _field(False, "Only shrink layers with sigma > K.")
   power_iterations: int = _field(1, "Power-iteration steps per training forward pass.")
+  act_power_iteration: bool = _field(
+      False, "Also iterate in every greedy forward pass of the training "
+      "loop's acting, as the reference code (docs/layers.md#power-iteration-lag); "
+      "evaluations and exports never iterate.")
   minatar_model: str = _field(
       "16/128", "MinAtar net '<conv filters>/<hidden units>', e.g. 16/128 or "
       "16-16/128 (docs/protocol.md#networks).")
@@ -122,6 +149,9 @@ class TrainConfig:
   scheduler_scope: str = _field("global", "DivGrad scope: global or per_layer.")
   # Environment.
   atari_protocol: str = _field("paper", "Atari protocol: paper or dopamine.")
+  atari_network: str = _field(
+      "paper", "Atari net: paper (Nature CNN, VALID padding, Glorot init) or "
+      "dopamine (SAME padding, Dopamine's init) (docs/protocol.md#networks).")
   sticky_action_prob: Optional[float] = _field(
       None, "Sticky-action probability (default: the env's).")
   # Analysis measures (docs/measures.md), at every evaluation on a fixed batch
@@ -164,20 +194,45 @@ class TrainConfig:
 FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
 
 
-def make_config(env: str, root_dir: str, preset: str = "minatar",
+def env_suite(env: str) -> str:
+  """``"minatar"`` or ``"atari"``: the suite of a valid env id.
+
+  Raises:
+    ValueError: naming ``env``, if the id is not valid.
+  """
+  from sn_tf.envs import parse_env_id  # pylint: disable=g-import-not-at-top
+  try:
+    return parse_env_id(env)[0]
+  except ValueError as e:
+    raise ValueError(f"env={env!r} is not allowed; {e}.") from None
+
+
+def default_preset(env: str, agent: Optional[str] = None) -> str:
+  """The preset of a run on ``env`` that names none (``DEFAULT_PRESETS``);
+  ``agent`` None is the default agent, C51."""
+  agent = FIELDS["agent"].default if agent is None else agent
+  _check(agent in AGENTS, "agent", agent, f"allowed: {', '.join(AGENTS)}")
+  return DEFAULT_PRESETS[(env_suite(env), agent)]
+
+
+def make_config(env: str, root_dir: str, preset: Optional[str] = None,
                 **overrides) -> TrainConfig:
-  """Preset values, then ``overrides`` (None values are ignored), validated.
+  """The one way a run's config is built: the preset's values (by default
+  ``default_preset(env, agent)``), then ``overrides`` (None values are
+  ignored), validated.
 
   Raises:
     ValueError: naming the field, the value and what is allowed.
   """
+  if preset is None:
+    preset = default_preset(env, overrides.get("agent"))
   if preset not in PRESETS:
-    raise ValueError(f"preset={preset!r} is unknown; allowed: "
+    raise ValueError(f"preset={preset!r} is not allowed; allowed: "
                      f"{', '.join(PRESETS)}.")
   unknown = sorted(set(overrides) - set(FIELDS))
   if unknown:
     raise ValueError(f"unknown config field(s): {', '.join(unknown)}.")
-  values = dict(PRESETS[preset])
+  values = dict(PRESETS[preset].values)
   values.update({k: v for k, v in overrides.items() if v is not None})
   # A preset evaluates by episodes or by steps; giving the other one
   # replaces the preset's.
@@ -203,13 +258,10 @@ def validate(c: TrainConfig) -> None:
   """Checks every field of ``c`` (see ``make_config``)."""
   # Late import: the env registry imports gymnasium/ale-py.
   # pylint: disable=g-import-not-at-top
-  from sn_tf.envs import ATARI_PROTOCOLS, parse_env_id
+  from sn_tf.envs import ATARI_PROTOCOLS
   from sn_tf.layers.sn_conv import NORMS as CONV_NORMS
   # pylint: enable=g-import-not-at-top
-  try:
-    parse_env_id(c.env)
-  except ValueError as e:
-    raise ValueError(f"env={c.env!r} is not allowed; {e}.") from None
+  env_suite(c.env)
   _check(isinstance(c.root_dir, str) and bool(c.root_dir.strip()), "root_dir",
          c.root_dir, "give a directory path")
   _check(_is_int(c.seed) and 0 <= c.seed < 2**31, "seed", c.seed,
@@ -264,7 +316,7 @@ def validate(c: TrainConfig) -> None:
     value = getattr(c, name)
     _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, name,
            value, "a number in [0, 1]")
-  for name in ("clip_rewards", "leave_smaller"):
+  for name in ("clip_rewards", "leave_smaller", "act_power_iteration"):
     _check(isinstance(getattr(c, name), bool), name, getattr(c, name),
            "true or false")
   _check(c.conv_norm in CONV_NORMS, "conv_norm", c.conv_norm,
@@ -287,15 +339,15 @@ def validate(c: TrainConfig) -> None:
          f"evaluate either by episodes or by steps: exactly one of "
          f"eval_episodes={c.eval_episodes} and eval_steps={c.eval_steps} is > 0")
   # The layer spec, against the network it will be applied to.
-  from sn_tf.networks import NATURE_CONVS, parse_layer_selection, parse_minatar_model  # pylint: disable=g-import-not-at-top
-  suite = parse_env_id(c.env)[0]
-  suite_presets = [p for p in PRESETS if p.startswith(suite)]
+  from sn_tf.networks import ATARI_NETWORKS, network_layer_count, parse_layer_selection  # pylint: disable=g-import-not-at-top
+  suite = env_suite(c.env)
+  suite_presets = [p for p in PRESETS if PRESETS[p].suite == suite]
   _check(c.preset in suite_presets, "preset", c.preset,
          f"a {suite} env needs preset {' or '.join(suite_presets)}")
-  if suite == "minatar":
-    num_layers = parse_minatar_model(c.minatar_model).num_layers
-  else:
-    num_layers = len(NATURE_CONVS) + 2
+  _check(c.atari_network in ATARI_NETWORKS, "atari_network", c.atari_network,
+         f"allowed: {', '.join(ATARI_NETWORKS)}")
+  num_layers = network_layer_count(suite, minatar_model=c.minatar_model,
+                                   atari_network=c.atari_network)
   spectral = parse_layer_selection(c.spectral, num_layers, flag="spectral")
   _validate_scheduler(c, spectral, num_layers)
 

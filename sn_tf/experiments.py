@@ -22,9 +22,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from sn_tf import files
 from sn_tf import sweeps
 from sn_tf.config import make_config
+from sn_tf.envs import MINATAR_GAMES
 from sn_tf.sweeps import PlannedRun
 
-MINATAR_GAMES = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
 # The reference code's MinAtar layer sweep (docs/layers.md#selection-grammar),
 # "none" = the baseline.
 PAPER_LAYER_SWEEP = ("none", "-1", "-2", "-3", "-1,-2", "-2,-3", "-1,-2,-3")

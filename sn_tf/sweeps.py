@@ -165,9 +165,7 @@ def expand_sweep(grids: Any, out_dir: str) -> List[PlannedRun]:
   for values in combos:
     values = dict(values)
     env = values.pop("env")
-    preset = values.pop("preset", None)
-    if preset is None:
-      preset = "minatar" if str(env).startswith("minatar:") else "atari"
+    preset = values.pop("preset", None)  # None: make_config's default
     try:
       configs.append(make_config(env, "unset", preset, **values))
     except ValueError as e:

@@ -19,9 +19,16 @@ def test_presets_hold_spec_values():
           a.target_update_period, a.epsilon_decay_steps, a.clip_rewards,
           a.atari_protocol) == (1_000_000, 50_000, 4, 10_000, 1_000_000, True,
                                 "paper")
+  assert (a.eval_steps, a.eval_episodes, a.eval_every, a.atari_network,
+          a.adam_epsilon_placement) == (125_000, 0, 250_000, "paper", "reference")
   d = make_config("atari:Pong", "/tmp/r", "atari_dopamine")
   assert (d.learning_starts, d.target_update_period, d.epsilon_decay_steps,
           d.atari_protocol) == (20_000, 8_000, 250_000, "dopamine")
+  # Dopamine's TF C51 (c51.gin): its network, TF's Adam, 125k evaluation
+  # steps per 250k-step iteration.
+  assert (d.atari_network, d.adam_epsilon_placement, d.eval_steps,
+          d.eval_episodes, d.eval_every, d.lr, d.adam_eps) == (
+              "dopamine", "keras", 125_000, 0, 250_000, 2.5e-4, 3.125e-4)
   assert set(PRESETS) == {"minatar", "minatar_dqn", "atari", "atari_dopamine"}
 
 
@@ -97,6 +104,7 @@ def test_overrides_and_json_round_trip():
     ("minatar:breakout", dict(eval_epsilon=2.0), r"eval_epsilon=2.0"),
     ("minatar:breakout", dict(sticky_action_prob=-0.1), r"sticky_action_prob=-0.1"),
     ("minatar:breakout", dict(atari_protocol="x"), r"atari_protocol='x' .*paper, dopamine"),
+    ("atari:Pong", dict(atari_network="nature"), r"atari_network='nature' is not allowed; allowed: paper, dopamine"),
     ("minatar:breakout", dict(min_q_value=5.0, max_q_value=1.0), r"max_q_value=1.0"),
     ("minatar:breakout", dict(minatar_model="16/0"), r"minatar_model='16/0' is not allowed; allowed: '<conv filters>/<hidden units>'"),
     ("minatar:breakout", dict(minatar_model="/128"), r"minatar_model='/128'"),
@@ -132,7 +140,91 @@ def test_preset_must_fit_env():
     make_config("minatar:breakout", "/tmp/r", "atari")
   with pytest.raises(ValueError, match=r"preset='minatar' .*atari or atari_dopamine"):
     make_config("atari:Pong", "/tmp/r", "minatar")
-  with pytest.raises(ValueError, match=r"preset='fast' is unknown; allowed: minatar"):
+  with pytest.raises(ValueError, match=r"preset='fast' is not allowed; allowed: minatar"):
     make_config("minatar:breakout", "/tmp/r", "fast")
   with pytest.raises(ValueError, match="unknown config field"):
     make_config("minatar:breakout", "/tmp/r", "minatar", learning_rat=1.0)
+
+
+# ------------------------------------------------ one config from every entry point
+
+from sn_tf import experiments  # noqa: E402  pylint: disable=g-import-not-at-top
+from sn_tf import sweeps  # noqa: E402  pylint: disable=g-import-not-at-top
+from sn_tf.config import DEFAULT_PRESETS, default_preset  # noqa: E402  pylint: disable=g-import-not-at-top
+
+
+def _cases():
+  for env in ("minatar:breakout", "atari:Pong"):
+    suite = env.split(":")[0]
+    for agent in (None, "c51", "dqn"):
+      for preset in (None,) + tuple(p for p in PRESETS if PRESETS[p].suite == suite):
+        yield env, agent, preset
+
+
+def test_default_presets_by_suite_and_agent():
+  assert default_preset("minatar:breakout") == "minatar"
+  assert default_preset("minatar:breakout", "dqn") == "minatar_dqn"
+  assert default_preset("atari:Pong", "dqn") == default_preset("atari:Pong") == "atari"
+  for (suite, agent), preset in DEFAULT_PRESETS.items():
+    assert PRESETS[preset].suite == suite, (suite, agent)
+  assert make_config("minatar:breakout", "/tmp/r", agent="dqn").preset == "minatar_dqn"
+  with pytest.raises(ValueError, match=r"agent='ppo' is not allowed"):
+    make_config("minatar:breakout", "/tmp/r", agent="ppo")
+  with pytest.raises(ValueError, match=r"env='minatar:pong' is not allowed"):
+    make_config("minatar:pong", "/tmp/r")
+
+
+def test_a_sweep_builds_the_one_config(tmp_path):
+  """A sweep run equals the run train.py would build from the same values
+  (a DQN run without a preset gets minatar_dqn, not C51's minatar)."""
+  for env, agent, preset in _cases():
+    grid = {"env": env, "seed": 3}
+    grid.update({"agent": agent} if agent else {})
+    grid.update({"preset": preset} if preset else {})
+    (run,) = sweeps.expand_sweep(grid, str(tmp_path))
+    want = make_config(env, run.config.root_dir, preset, agent=agent, seed=3)
+    assert run.config == want, grid
+  (run,) = sweeps.expand_sweep({"env": "minatar:breakout", "agent": "dqn"},
+                               str(tmp_path))
+  assert (run.config.preset, run.config.update_period,
+          run.config.target_update_period) == ("minatar_dqn", 4, 4_000)
+
+
+def test_study_plans_build_the_one_config(tmp_path):
+  for run in experiments.dqn_study_plan("schedulers", "medium", str(tmp_path)):
+    c = run.config
+    fields = {k: getattr(c, k) for k in ("minatar_model", "seed", "spectral",
+                                          "scheduler", "scheduler_layers",
+                                          "scheduler_scope", "leave_smaller",
+                                          "lipschitz_k", "num_steps",
+                                          "epsilon_decay_steps", "eval_every",
+                                          "eval_steps")}
+    assert c == make_config(c.env, c.root_dir, agent="dqn", **fields), run.name
+  for run in experiments.study_plan("small", str(tmp_path)):
+    c = run.config
+    fields = {k: getattr(c, k) for k in ("seed", "spectral", "scheduler",
+                                          "scheduler_layers", "num_steps",
+                                          "epsilon_decay_steps", "eval_every",
+                                          "eval_episodes")}
+    assert c == make_config(c.env, c.root_dir, agent="c51", **fields), run.name
+
+
+def _load(path, name):
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def test_benchmark_builds_the_one_config(tmp_path):
+  import argparse  # pylint: disable=g-import-not-at-top
+  import os  # pylint: disable=g-import-not-at-top
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  bench = _load(os.path.join(repo, "benchmarks", "bench_train_loop.py"),
+                "bench_train_loop")
+  for agent in ("c51", "dqn"):
+    args = argparse.Namespace(agent=agent, steps=5_000, threads=1, num_envs=1)
+    config = make_config("minatar:breakout", str(tmp_path),
+                         **bench.loop_overrides(args, "-2"))
+    assert config.preset == default_preset("minatar:breakout", agent)

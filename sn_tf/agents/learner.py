@@ -44,7 +44,8 @@ def build_network(config: TrainConfig, observation_spec, action_spec,
   if parse_env_id(config.env)[0] == "minatar":
     return minatar_network(observation_spec, action_spec,
                            model=config.minatar_model, **kwargs)
-  return atari_network(observation_spec, action_spec, **kwargs)
+  return atari_network(observation_spec, action_spec,
+                       architecture=config.atari_network, **kwargs)
 
 
 # Power-iteration steps a log-only layer takes when its sigma is read (from

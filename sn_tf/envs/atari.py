@@ -14,17 +14,20 @@ Pipeline, innermost first::
 
 Two protocols (``ATARI_PROTOCOLS``):
 
-* ``"paper"`` (Gogianu et al. 2021, Dopamine ``c51_icml``): no sticky
-  actions, 1..30 random no-op frames at each game's start, and in training
-  envs a lost life ends the agent's episode (discount 0) while the game goes
-  on (Dopamine's semantics); evaluation envs play whole games.
+* ``"paper"`` (the paper's code, after the Nature DQN protocol): no sticky
+  actions, 0..29 random no-op frames at each game's start, the last two
+  frames of a step each down-sampled and then max-pooled, and in training
+  envs a step that loses a life (while at least one is left) ends the
+  agent's episode (discount 0) while the game goes on after one no-op frame;
+  evaluation envs play whole games.
 * ``"dopamine"`` (Dopamine's ``c51.gin``): sticky actions p = 0.25, no
-  no-ops, no life-loss terminal.
+  no-ops, max-pool then down-sample, no life-loss terminal.
 
 Both cap a game at 108,000 emulator frames (27,000 agent steps), counted by
 ALE per game, no-op frames included; reaching the cap is a truncation
 (discount 1). Rewards are not clipped here (the learner clips). Frame stacks
-start from zeros, as Dopamine's agents' state does, also after a lost life.
+start from zeros at each episode start, also after a lost life
+(docs/protocol.md#paper lists where this differs from the paper's code).
 """
 
 import dataclasses
@@ -51,16 +54,19 @@ class AtariProtocol:
 
   Attributes:
     sticky_action_prob: per-frame probability of repeating the last action.
-    noop_max: maximum number of random no-op frames at a game's start.
+    noop_range: ``(fewest, most)`` random no-op frames at a game's start.
     terminal_on_life_loss: a lost life ends the episode in training envs.
+    pool_after_resize: down-sample the last two frames of a step, then take
+      their max (else the max, then down-sample).
     max_frames_per_episode: ALE's per-game frame cap (a truncation).
     frame_skip: emulator frames per agent step (max-pool of the last two).
     screen_size: side of the square grayscale frame.
     stack_size: number of most recent frames stacked on the last axis.
   """
   sticky_action_prob: float
-  noop_max: int
+  noop_range: Tuple[int, int]
   terminal_on_life_loss: bool
+  pool_after_resize: bool
   max_frames_per_episode: int = 108_000
   frame_skip: int = 4
   screen_size: int = 84
@@ -68,10 +74,14 @@ class AtariProtocol:
 
 
 PROTOCOLS: Dict[str, AtariProtocol] = {
-    "paper": AtariProtocol(sticky_action_prob=0.0, noop_max=30,
-                           terminal_on_life_loss=True),
-    "dopamine": AtariProtocol(sticky_action_prob=0.25, noop_max=0,
-                              terminal_on_life_loss=False),
+    # The paper's code: random.randrange(30) no-op frames, cv2.resize of
+    # each of the last two frames before np.maximum.
+    "paper": AtariProtocol(sticky_action_prob=0.0, noop_range=(0, 29),
+                           terminal_on_life_loss=True, pool_after_resize=True),
+    # Dopamine's AtariPreprocessing: max-pool, then resize.
+    "dopamine": AtariProtocol(sticky_action_prob=0.25, noop_range=(0, 0),
+                              terminal_on_life_loss=False,
+                              pool_after_resize=False),
 }
 ATARI_PROTOCOLS: Tuple[str, ...] = tuple(PROTOCOLS)
 
@@ -164,9 +174,10 @@ class AtariEnv(GymnasiumEnv):
         disable_env_checker=True)
     self._preprocessing = AtariFramePreprocessing(
         self._base, frame_skip=config.frame_skip,
-        screen_size=config.screen_size, noop_max=config.noop_max,
+        screen_size=config.screen_size, noop_range=config.noop_range,
         sticky_action_prob=config.sticky_action_prob,
-        terminal_on_life_loss=config.terminal_on_life_loss)
+        terminal_on_life_loss=config.terminal_on_life_loss,
+        pool_after_resize=config.pool_after_resize)
     self._stack = gym.wrappers.FrameStackObservation(
         self._preprocessing, config.stack_size, padding_type="zero")
     size = config.screen_size

@@ -1,4 +1,4 @@
-"""Atari frame preprocessing with Dopamine's life-loss semantics.
+"""Atari frame preprocessing with the paper's and Dopamine's semantics.
 
 ``AtariFramePreprocessing`` does what gymnasium's ``AtariPreprocessing`` and
 Dopamine's ``AtariPreprocessing`` do (Mnih et al. 2015; Machado et al. 2018):
@@ -8,10 +8,10 @@ exists because gymnasium's wrapper needs OpenCV, which the pinned stack does
 not carry (current ``opencv-python`` wheels need NumPy 2, TF 2.15 needs
 NumPy 1), and because two behaviours are needed that gymnasium's lacks:
 
-* Life loss as in Dopamine: with ``terminal_on_life_loss`` a lost life ends
-  the agent's episode (``terminated=True``), but the next ``reset()`` does not
-  reset the game while it is not over; it hands back the current frame and
-  play goes on, lives still counting down. gymnasium's
+* Life loss as in the paper's code: with ``terminal_on_life_loss`` a lost
+  life ends the agent's episode (``terminated=True``), but the next
+  ``reset()`` does not reset the game while it is not over; it takes one
+  no-op frame and play goes on, lives still counting down. gymnasium's
   ``terminal_on_life_loss`` resets the whole game instead.
 * Sticky actions (Machado et al. 2018) drawn here, per emulator frame, from
   this wrapper's own RNG, instead of inside ALE: ALE keeps the repeated
@@ -52,41 +52,54 @@ class AtariFramePreprocessing(gym.Wrapper):
 
   Shapes: the wrapped env (ALE with ``obs_type="grayscale"``, ``frameskip=1``
   and ``repeat_action_probability=0``) yields ``[210, 160]`` uint8 frames;
-  this wrapper yields ``[screen_size, screen_size]`` uint8, the pixel-wise
-  max of the last two emulator frames of a step, area-down-sampled.
+  this wrapper yields ``[screen_size, screen_size]`` uint8: the pixel-wise
+  max of the last two emulator frames of a step, area-down-sampled (max then
+  resize), or each frame down-sampled and then the max (``pool_after_resize``,
+  as the paper's code).
 
   ``step(a)`` repeats ``a`` for ``frame_skip`` emulator frames (each frame
   keeps the previous frame's action instead with probability
   ``sticky_action_prob``) and returns the summed, unclipped reward. It stops
-  early at game over, at ALE's frame cap (``truncated``) and, with
-  ``terminal_on_life_loss``, at a lost life (``terminated``). ``info`` adds
+  early at game over and at ALE's frame cap (``truncated``). With
+  ``terminal_on_life_loss`` a step after which the game has fewer lives than
+  before it, but still at least one, ends the agent's episode
+  (``terminated``); the step plays all its frames. ``info`` adds
   ``game_over``: True when the game itself ended (not only the agent's
   episode at a lost life).
 
   ``reset(seed)`` seeds ALE and this wrapper's RNG when ``seed`` is given.
   After a life-loss termination of a game still running, an unseeded
-  ``reset()`` continues the game from the current frame (no no-ops);
-  otherwise it resets the game and takes 1..``noop_max`` no-op frames.
+  ``reset()`` continues the game with one no-op frame; otherwise it resets
+  the game and takes a number of no-op frames drawn uniformly from
+  ``noop_range`` (both ends included).
 
   Args:
     env: the ALE env described above.
     frame_skip: emulator frames per agent step (>= 1).
     screen_size: side of the square output.
-    noop_max: maximum number of no-op frames at a game's start (0 = none).
+    noop_range: ``(fewest, most)`` no-op frames at a game's start.
     sticky_action_prob: per-frame probability of repeating the last action.
     terminal_on_life_loss: end the agent's episode at each lost life.
+    pool_after_resize: down-sample the last two frames, then take their max
+      (else the max, then down-sample).
   """
 
   def __init__(self, env: gym.Env, *, frame_skip: int = 4,
-               screen_size: int = 84, noop_max: int = 30,
+               screen_size: int = 84, noop_range: Tuple[int, int] = (0, 0),
                sticky_action_prob: float = 0.0,
-               terminal_on_life_loss: bool = False):
+               terminal_on_life_loss: bool = False,
+               pool_after_resize: bool = False):
     super().__init__(env)
     for name, value, low in (("frame_skip", frame_skip, 1),
-                             ("screen_size", screen_size, 1),
-                             ("noop_max", noop_max, 0)):
+                             ("screen_size", screen_size, 1)):
       if isinstance(value, bool) or not isinstance(value, int) or value < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+    if (not isinstance(noop_range, (tuple, list)) or len(noop_range) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool)
+                   for n in noop_range)
+        or not 0 <= noop_range[0] <= noop_range[1]):
+      raise ValueError("noop_range must be two integers 0 <= fewest <= most, "
+                       f"got {noop_range!r}")
     self._sticky_action_prob = _checks.check_probability(
         "sticky_action_prob", sticky_action_prob)
     unwrapped = env.unwrapped
@@ -102,13 +115,16 @@ class AtariFramePreprocessing(gym.Wrapper):
         or len(space.shape) != 2):
       raise ValueError("AtariFramePreprocessing needs grayscale frames "
                        f"(obs_type='grayscale'), got {space}")
-    if ((noop_max > 0 or self._sticky_action_prob > 0)
-        and unwrapped.get_action_meanings()[0] != "NOOP"):
-      raise ValueError("action 0 must be NOOP for no-op starts and sticky "
-                       f"actions, got {unwrapped.get_action_meanings()[0]}")
-    self._frame_skip = frame_skip
-    self._noop_max = noop_max
     self._terminal_on_life_loss = bool(terminal_on_life_loss)
+    if ((noop_range[1] > 0 or self._sticky_action_prob > 0
+         or self._terminal_on_life_loss)
+        and unwrapped.get_action_meanings()[0] != "NOOP"):
+      raise ValueError("action 0 must be NOOP for no-op starts, sticky "
+                       "actions and life-loss continuation, got "
+                       f"{unwrapped.get_action_meanings()[0]}")
+    self._frame_skip = frame_skip
+    self._noop_range = tuple(noop_range)
+    self._pool_after_resize = bool(pool_after_resize)
     height, width = space.shape
     self._resize_h = area_resize_weights(height, screen_size)
     self._resize_w = area_resize_weights(width, screen_size).T.copy()
@@ -126,10 +142,14 @@ class AtariFramePreprocessing(gym.Wrapper):
     """The ALE interface of the wrapped env."""
     return self.env.unwrapped.ale
 
-  def _observation(self) -> np.ndarray:
-    pooled = np.maximum(self._prev_frame, self._frame).astype(np.float32)
-    resized = self._resize_h @ pooled @ self._resize_w
+  def _resize(self, frame: np.ndarray) -> np.ndarray:
+    resized = self._resize_h @ frame.astype(np.float32) @ self._resize_w
     return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+  def _observation(self) -> np.ndarray:
+    if self._pool_after_resize:
+      return np.maximum(self._resize(self._prev_frame), self._resize(self._frame))
+    return self._resize(np.maximum(self._prev_frame, self._frame))
 
   def _ale_info(self) -> Dict[str, Any]:
     return {"lives": self.ale.lives(),
@@ -143,7 +163,7 @@ class AtariFramePreprocessing(gym.Wrapper):
   def step(self, action: int
           ) -> Tuple[np.ndarray, float, bool, bool, Dict[str, Any]]:
     total_reward = 0.0
-    terminated = truncated = lost_life = False
+    terminated = truncated = False
     info: Dict[str, Any] = {}
     for _ in range(self._frame_skip):
       if not (self._sticky_action_prob > 0
@@ -153,11 +173,11 @@ class AtariFramePreprocessing(gym.Wrapper):
           self._prev_action)
       total_reward += float(reward)
       self._push(frame)
-      lives = self.ale.lives()
-      lost_life = self._terminal_on_life_loss and lives < self._lives
-      self._lives = lives
-      if terminated or truncated or lost_life:
+      if terminated or truncated:
         break
+    lives = self.ale.lives()
+    lost_life = self._terminal_on_life_loss and 0 < lives < self._lives
+    self._lives = lives
     game_over = bool(terminated or truncated)
     self._continue_game = lost_life and not game_over
     info = dict(info, game_over=game_over)
@@ -170,13 +190,20 @@ class AtariFramePreprocessing(gym.Wrapper):
     if seed is not None:
       self._rng = np.random.default_rng(seed)
     if self._continue_game and seed is None:
-      # Dopamine: a lost life ended the agent's episode, not the game.
+      # A lost life ended the agent's episode, not the game: one no-op
+      # frame, and play goes on.
       self._continue_game = False
-      return self._observation(), self._ale_info()
+      frame, _, terminated, truncated, _ = self.env.step(0)
+      self._prev_action = 0
+      self._push(frame)
+      self._lives = self.ale.lives()
+      if not (terminated or truncated):
+        return self._observation(), self._ale_info()
     self._continue_game = False
     frame, info = self.env.reset(seed=seed, options=options)
     self._prev_action = 0  # ALE's reset also forgets the last action.
-    noops = self._rng.integers(1, self._noop_max + 1) if self._noop_max else 0
+    fewest, most = self._noop_range
+    noops = int(self._rng.integers(fewest, most + 1)) if most else 0
     for _ in range(noops):
       frame, _, terminated, truncated, info = self.env.step(0)
       if terminated or truncated:

@@ -15,11 +15,18 @@ nets, by study:
 
 Any name of that grammar builds; the layer-selection grammar then indexes
 all conv and dense layers (-1 the output, -2 the last hidden dense, ...).
+
+The Atari nets, by name (``ATARI_NETWORKS``): ``paper``, the Nature CNN as
+the paper's code builds it (VALID padding, a 3136-wide flatten, Glorot
+uniform kernels), and ``dopamine``, the same layers as Dopamine's C51 builds
+them (SAME padding, a 7744-wide flatten, kernels of Keras'
+``VarianceScaling(1/sqrt(3), "fan_in", "uniform")``). ``network_layer_count`` gives the number of conv and dense
+layers of any of these nets without building it.
 """
 
 import dataclasses
 import re
-from typing import Optional, Tuple
+from typing import Any, Optional, Tuple
 
 from sn_tf.networks.c51_network import SNCategoricalQNetwork
 from sn_tf.networks.q_network import SNQNetwork
@@ -33,6 +40,32 @@ PAPER_MINATAR_MODELS = ("16/128", "16-16/128") + SIZE_STUDY_MODELS + (
     "24-24-24-24/128", "32-32-32/256")
 
 NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class AtariArchitecture:
+  """The Nature CNN's layers with one padding and kernel initialiser."""
+  conv_layers: Tuple[Tuple[int, int, int], ...]
+  fc_units: Tuple[int, ...]
+  conv_padding: str
+  kernel_initializer: Any
+
+  @property
+  def num_layers(self) -> int:
+    """Conv and dense layers, the output layer included."""
+    return len(self.conv_layers) + len(self.fc_units) + 1
+
+
+ATARI_NETWORKS = {
+    "paper": AtariArchitecture(NATURE_CONVS, (512,), "valid", "glorot_uniform"),
+    # Dopamine's `atari_lib` networks: VarianceScaling(1/sqrt(3), fan_in,
+    # uniform) for every kernel, i.e. U(-l, l) with l = 3^(1/4) / sqrt(fan_in).
+    "dopamine": AtariArchitecture(
+        NATURE_CONVS, (512,), "same",
+        {"class_name": "VarianceScaling",
+         "config": {"scale": 1.0 / 3.0 ** 0.5, "mode": "fan_in",
+                    "distribution": "uniform"}}),
+}
 _WIDTHS = re.compile(r"^[1-9]\d*(-[1-9]\d*)*$")
 
 
@@ -88,16 +121,37 @@ def minatar_network(input_tensor_spec, action_spec, *, model: str = "16/128",
                                num_atoms=num_atoms, **args)
 
 
-def atari_network(input_tensor_spec, action_spec, *,
+def atari_network(input_tensor_spec, action_spec, *, architecture: str = "paper",
                   num_atoms: Optional[int] = 51, **kwargs) -> SNQNetwork:
-  """The Nature DQN net, input divided by 255, with a C51 or DQN head.
+  """An Atari net of ``ATARI_NETWORKS``, input divided by 255, with a C51 or
+  DQN head.
 
   Conv(32,8,s4) -> Conv(64,4,s2) -> Conv(64,3,s1) -> Dense(512) -> output;
-  the headline ``-2`` is the 3136 -> 512 dense layer on 84x84 inputs.
+  the headline ``-2`` is the Dense(512) layer, on a 3136-wide input
+  (``paper``, VALID padding) or a 7744-wide one (``dopamine``, SAME padding)
+  for 84x84 observations.
   """
-  args = dict(conv_layers=NATURE_CONVS, fc_units=(512,), obs_scale=1.0 / 255.0,
-              name="AtariNetwork", **kwargs)
+  if architecture not in ATARI_NETWORKS:
+    raise ValueError(f"atari_network={architecture!r} is not allowed; "
+                     f"allowed: {', '.join(ATARI_NETWORKS)}.")
+  net = ATARI_NETWORKS[architecture]
+  args = dict(conv_layers=net.conv_layers, fc_units=net.fc_units,
+              conv_padding=net.conv_padding,
+              kernel_initializer=net.kernel_initializer,
+              obs_scale=1.0 / 255.0, name="AtariNetwork", **kwargs)
   if num_atoms is None:
     return SNQNetwork(input_tensor_spec, action_spec, **args)
   return SNCategoricalQNetwork(input_tensor_spec, action_spec,
                                num_atoms=num_atoms, **args)
+
+
+def network_layer_count(suite: str, *, minatar_model: str = "16/128",
+                        atari_network: str = "paper") -> int:
+  """Conv and dense layers (the output included) of the net a run on
+  ``suite`` builds, from its name alone (no TensorFlow work)."""
+  if suite == "minatar":
+    return parse_minatar_model(minatar_model).num_layers
+  if atari_network not in ATARI_NETWORKS:
+    raise ValueError(f"atari_network={atari_network!r} is not allowed; "
+                     f"allowed: {', '.join(ATARI_NETWORKS)}.")
+  return ATARI_NETWORKS[atari_network].num_layers

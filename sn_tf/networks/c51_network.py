@@ -1,6 +1,6 @@
 """The C51 Q-network: ``num_atoms`` logits per action (Bellemare et al. 2017)."""
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import tensorflow as tf
 
@@ -33,6 +33,8 @@ class SNCategoricalQNetwork(SNQNetwork):
                power_iterations: int = 1,
                divout_layers: str = "none",
                bias_scaling: bool = False,
+               conv_padding: str = "valid",
+               kernel_initializer: Any = "glorot_uniform",
                name: str = "SNCategoricalQNetwork"):
     if not isinstance(num_atoms, int) or num_atoms < 2:
       raise ValueError(f"num_atoms must be an integer >= 2, got {num_atoms!r}.")
@@ -41,8 +43,9 @@ class SNCategoricalQNetwork(SNQNetwork):
         fc_units=fc_units, spectral=spectral, obs_scale=obs_scale,
         conv_norm=conv_norm, lipschitz_k=lipschitz_k,
         leave_smaller=leave_smaller, power_iterations=power_iterations,
-        divout_layers=divout_layers, bias_scaling=bias_scaling, name=name,
-        outputs_per_action=num_atoms)
+        divout_layers=divout_layers, bias_scaling=bias_scaling,
+        conv_padding=conv_padding, kernel_initializer=kernel_initializer,
+        name=name, outputs_per_action=num_atoms)
 
   @property
   def num_atoms(self) -> int:

@@ -7,7 +7,8 @@ is always available for logging. ``SNQNetwork`` ends in one output per action
 (DQN); ``SNCategoricalQNetwork`` in ``num_atoms`` logits per action (C51).
 """
 
-from typing import List, Sequence, Tuple
+import copy
+from typing import Any, List, Sequence, Tuple
 
 import tensorflow as tf
 from tf_agents.networks import network
@@ -23,12 +24,14 @@ class SNQNetwork(network.Network):
   """Conv stack -> dense stack -> ``A`` Q-values, ReLU between.
 
   ``observation [B, H, W, C]`` (any numeric or bool dtype) is cast to float32
-  and multiplied by ``obs_scale``; convs use VALID padding; the last layer has
-  no activation. Output: ``(q_values [B, num_actions], ())``.
+  and multiplied by ``obs_scale``; convs use ``conv_padding`` (VALID by
+  default); the last layer has no activation. Output:
+  ``(q_values [B, num_actions], ())``.
 
   Layers are named ``conv<i>`` / ``dense<i>`` with ``i`` their index in the
-  selection grammar (the output layer is ``dense<n-1>``). Weights use Keras'
-  default Xavier-uniform kernels and zero biases, as the reference code.
+  selection grammar (the output layer is ``dense<n-1>``). Kernels use
+  ``kernel_initializer`` (Keras' Xavier-uniform by default, as the reference
+  code), biases are zero.
 
   Built from plain arguments only, so ``Network.copy()`` (the target network)
   creates new layers and never shares them with the online network.
@@ -47,6 +50,9 @@ class SNQNetwork(network.Network):
       output (the DivOut scheduler, docs/schedulers.md); "none" for none.
     bias_scaling: with SN, also divide each bias by the product of the SN
       divisors up to its layer, so the output is exactly f(x) / rho.
+    conv_padding: ``"valid"`` or ``"same"``, of every conv layer.
+    kernel_initializer: a Keras initializer identifier (a name or a
+      ``{"class_name", "config"}`` dict), instantiated once per layer.
     outputs_per_action: output units per action (subclasses: atoms).
   """
 
@@ -61,6 +67,8 @@ class SNQNetwork(network.Network):
                power_iterations: int = 1,
                divout_layers: str = "none",
                bias_scaling: bool = False,
+               conv_padding: str = "valid",
+               kernel_initializer: Any = "glorot_uniform",
                name: str = "SNQNetwork",
                outputs_per_action: int = 1):
     super().__init__(input_tensor_spec=input_tensor_spec, state_spec=(),
@@ -82,18 +90,24 @@ class SNQNetwork(network.Network):
     sn_args = dict(lipschitz_k=lipschitz_k, leave_smaller=leave_smaller,
                    power_iterations=power_iterations)
 
+    if conv_padding not in ("valid", "same"):
+      raise ValueError(f"conv_padding must be 'valid' or 'same', got "
+                       f"{conv_padding!r}.")
+    initializer = lambda: tf.keras.initializers.get(copy.deepcopy(kernel_initializer))
+    initializer()  # an unknown identifier fails here, naming itself
+
     self._sn_layers: List[tf.keras.layers.Layer] = []
     for i, (filters, kernel, stride) in enumerate(conv_layers):
       self._sn_layers.append(SNConv2D(
-          filters, kernel, strides=stride, padding="valid",
+          filters, kernel, strides=stride, padding=conv_padding,
           norm=conv_norm, active=i in self._selection.normalised,
-          name=f"conv{i}", **sn_args))
+          kernel_initializer=initializer(), name=f"conv{i}", **sn_args))
     self._flatten = tf.keras.layers.Flatten()
     for j, units in enumerate(fc_units + (self._num_actions * outputs_per_action,)):
       i = len(conv_layers) + j
       self._sn_layers.append(SNDense(
-          units, active=i in self._selection.normalised, name=f"dense{i}",
-          **sn_args))
+          units, active=i in self._selection.normalised,
+          kernel_initializer=initializer(), name=f"dense{i}", **sn_args))
     self._num_conv = len(conv_layers)
     if not isinstance(bias_scaling, bool):
       raise ValueError(f"bias_scaling must be True or False, got {bias_scaling!r}.")

@@ -41,19 +41,23 @@ def test_training_episode_ends_at_life_loss_and_game_goes_on(actions):
   assert env.get_info()["episode_frame_number"] <= 30
 
 
-def test_first_step_after_life_loss_continues_from_current_frame(actions):
+def test_first_step_after_life_loss_continues_after_one_noop_frame(actions):
   env = make_env("atari:Breakout", seed=2, training=True)
   env.reset()
+  frames = env.get_info()["episode_frame_number"]
   for step, info in play(env, actions(4, 1000, seed=6)):
     if step.is_last():
       break
+    frames = info["episode_frame_number"]
   assert info["lives"] == BREAKOUT_LIVES - 1 and not info["game_over"]
+  # The step that lost the life played all its 4 frames.
+  assert info["episode_frame_number"] == frames + 4
   first = env.step(np.int32(1))
   assert first.is_first() and float(first.reward) == 0.0
-  # New stack: zero padding, then the frame the agent last saw.
-  assert not first.observation[..., :3].any()
-  np.testing.assert_array_equal(first.observation[..., 3],
-                                step.observation[..., 3])
+  # The game went on by one no-op frame, and a new stack started: zero
+  # padding, then the frame of the continued game.
+  assert env.get_info()["episode_frame_number"] == info["episode_frame_number"] + 1
+  assert not first.observation[..., :3].any() and first.observation[..., 3].any()
   assert env.get_info()["lives"] == BREAKOUT_LIVES - 1
 
 

@@ -98,14 +98,16 @@ def test_make_env_types_and_overrides():
   assert isinstance(paper, AtariEnv)
   assert isinstance(paper, py_environment.PyEnvironment)
   assert paper.config.sticky_action_prob == 0.0
-  assert paper.config.noop_max == 30 and paper.config.terminal_on_life_loss
+  assert paper.config.noop_range == (0, 29) and paper.config.terminal_on_life_loss
+  assert paper.config.pool_after_resize
   assert paper.config.max_frames_per_episode == 108_000
   evaluation = make_env("atari:Pong", seed=0, training=False)
   assert not evaluation.config.terminal_on_life_loss
   dopamine = make_env("atari:Pong", seed=0, training=True,
                       atari_protocol="dopamine")
   assert dopamine.config.sticky_action_prob == 0.25
-  assert dopamine.config.noop_max == 0
+  assert dopamine.config.noop_range == (0, 0)
+  assert not dopamine.config.pool_after_resize
   assert not dopamine.config.terminal_on_life_loss
   assert dopamine.config.max_frames_per_episode == 108_000
   override = make_env("atari:Pong", seed=0, training=True,

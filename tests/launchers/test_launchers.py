@@ -88,6 +88,27 @@ def test_default_preset_follows_env_and_agent(args, preset, agent, tmp_path):
   assert (config.preset, config.agent) == (preset, agent)
 
 
+def _entry_point_cases():
+  """(env, agent flag, preset flag) of every combination train.py accepts."""
+  from sn_tf.config import PRESETS  # pylint: disable=g-import-not-at-top
+  for env in ("minatar:breakout", "atari:Pong"):
+    suite = env.split(":")[0]
+    for agent in (None, "c51", "dqn"):
+      for preset in (None,) + tuple(p for p in PRESETS if PRESETS[p].suite == suite):
+        yield env, agent, preset
+
+
+def test_train_launcher_builds_the_one_config(tmp_path):
+  from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
+  root = str(tmp_path / "r")
+  for env, agent, preset in _entry_point_cases():
+    args = [f"--env={env}", f"--root_dir={root}"]
+    args += [f"--agent={agent}"] if agent else []
+    args += [f"--preset={preset}"] if preset else []
+    parse(args)
+    assert TRAIN.build_config() == make_config(env, root, preset, agent=agent), args
+
+
 def test_flag_type_errors_from_absl():
   with pytest.raises(flags.IllegalFlagValueError, match="num_steps"):
     parse(["--env=minatar:breakout", "--root_dir=/tmp/r", "--num_steps=abc"])

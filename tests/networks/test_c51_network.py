@@ -37,6 +37,45 @@ def test_atari_shapes_and_headline_layer():
   assert [l.active for l in net.sn_layers] == [False, False, False, True, False]
 
 
+def test_dopamine_atari_network_is_dopamines():
+  """SAME padding (a 7744-wide flatten) and kernels of VarianceScaling(
+  scale=1/sqrt(3), fan_in, uniform), i.e. uniform on [-l, l] with
+  l = sqrt(3 scale / fan_in) = 3^(1/4) / sqrt(fan_in), biases zero, in every
+  layer; its copy is built the same way."""
+  obs_spec, act_spec = specs((84, 84, 4), 6, 255)
+  tf.keras.utils.set_random_seed(0)
+  net = atari_network(obs_spec, act_spec, architecture="dopamine", spectral="-2")
+  logits, _ = net(tf.zeros((2, 84, 84, 4), tf.uint8))
+  assert logits.shape == (2, 6, 51)
+  kernels = [l.kernel.shape.as_list() for l in net.sn_layers]
+  assert kernels == [[8, 8, 4, 32], [4, 4, 32, 64], [3, 3, 64, 64],
+                     [7744, 512], [512, 6 * 51]]
+  assert [l.padding for l in net.sn_layers[:3]] == ["same"] * 3
+  for layer in net.sn_layers:
+    w = layer.kernel.numpy()
+    limit = 3.0 ** 0.25 / np.sqrt(np.prod(w.shape[:-1]))
+    assert np.abs(w).max() <= limit
+    # Uniform on [-limit, limit]: variance limit^2 / 3 (to 10% on >= 16k draws).
+    assert abs(w.var() / (limit ** 2 / 3) - 1) < 0.1, layer.name
+    assert not layer.bias.numpy().any()
+  target = net.copy(name="target")
+  target.create_variables(obs_spec)
+  assert [l.kernel.shape.as_list() for l in target.sn_layers] == kernels
+  # The paper's net is Glorot-uniform: for conv0 a different bound.
+  paper = atari_network(obs_spec, act_spec)
+  paper.create_variables()
+  w = paper.sn_layers[0].kernel.numpy()
+  glorot = np.sqrt(6.0 / (8 * 8 * 4 + 8 * 8 * 32))
+  assert np.abs(w).max() <= glorot and np.abs(w).max() > 0.9 * glorot
+
+
+def test_unknown_atari_network_is_refused():
+  obs_spec, act_spec = specs((84, 84, 4), 6, 255)
+  with pytest.raises(ValueError, match=r"atari_network='nature' is not allowed; "
+                     r"allowed: paper, dopamine"):
+    atari_network(obs_spec, act_spec, architecture="nature")
+
+
 @pytest.mark.parametrize("maximum", [1, 255])
 def test_create_variables_on_a_full_range_uint8_spec(maximum):
   """TF-Agents samples the spec to build a network; a uint8 maximum of 255
