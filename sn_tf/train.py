@@ -265,6 +265,10 @@ class Runner:
     # FlatCall: the loop's compiled calls without tf.function's per-call
     # Python dispatch (~0.3-1 ms a call here; see sn_tf/fast_call.py).
     self._greedy = FlatCall(self.learner.compiled_greedy_actions())
+    # Acting in the loop: the same call, unless acting also iterates
+    # (act_power_iteration); evaluations always use ``_greedy``.
+    self._acting = (FlatCall(self.learner.compiled_acting_actions())
+                    if config.act_power_iteration else self._greedy)
     # Learn at the end of step t and act at the start of step t + 1 in one
     # compiled call (tests check this gives the updates of agent.train).
     self._update_and_act = FlatCall(self.learner.compiled_update_and_act())
@@ -384,7 +388,7 @@ class Runner:
         actions[i] = self._next_greedy[i]
     need = [i for i in range(n) if actions[i] is None]
     if need:
-      greedy = self._greedy(np.stack([self.time_steps[i].observation for i in need]))
+      greedy = self._acting(np.stack([self.time_steps[i].observation for i in need]))
       for i, a in zip(need, greedy.numpy()):
         actions[i] = int(a)
     self._next_greedy = None

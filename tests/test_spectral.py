@@ -455,3 +455,43 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
   got_state = sorted((a.tobytes() for a in saved_state.values()))
   assert got_state == sorted(a.tobytes() for a in state)
   assert len(state) == 12
+
+
+# --------------------------------------------------------------------------
+# The exact norm and the next call's estimate
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("make,shape,reference", [
+    (lambda: SNDense(7), (3, 11), lambda l: top_sv(l.kernel.numpy())),
+    (lambda: SNConv2D(4, 3, norm="reshape"), (2, 6, 6, 3),
+     lambda l: top_sv(l.kernel.numpy().reshape(-1, 4))),
+    (lambda: SNConv2D(4, 3, strides=2, padding="same"), (2, 7, 7, 3),
+     lambda l: top_sv(conv_matrix(l, l.kernel, (7, 7), 3))),
+])
+def test_exact_spectral_norm_is_the_svd_of_the_operator(make, shape, reference):
+  layer = make()
+  layer(tf.zeros(shape))
+  layer.kernel.assign(tf.random.stateless_normal(layer.kernel.shape, seed=[3, 4]))
+  np.testing.assert_allclose(layer.exact_spectral_norm(), reference(layer),
+                             rtol=1e-12)
+  with pytest.raises(ValueError, match=r"more than max_entries=10"):
+    layer.exact_spectral_norm(max_entries=10)
+
+
+@pytest.mark.parametrize("make,shape", [
+    (lambda: SNDense(7, power_iterations=2), (3, 11)),
+    (lambda: SNConv2D(4, 3), (2, 6, 6, 3)),
+])
+def test_next_estimate_is_what_the_next_training_call_uses(make, shape):
+  layer = make()
+  x = tf.random.stateless_normal(shape, seed=[1, 2])
+  layer(x, training=True)
+  layer.kernel.assign_add(0.3 * tf.random.stateless_normal(layer.kernel.shape,
+                                                           seed=[5, 6]))
+  before = snapshot(layer)
+  estimate = float(layer.next_spectral_norm_estimate())
+  for a, b in zip(before, snapshot(layer)):  # nothing written
+    np.testing.assert_array_equal(a, b)
+  layer(x, training=True)
+  np.testing.assert_allclose(estimate, layer.sigma.numpy(), rtol=1e-6)

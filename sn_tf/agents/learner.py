@@ -224,6 +224,20 @@ class Learner(abc.ABC):
     """``[B, *obs] -> [B]`` int32 argmax of ``q_values``."""
     return tf.argmax(self.q_values(observations), axis=-1, output_type=tf.int32)
 
+  def acting_actions(self, observations) -> tf.Tensor:
+    """``[B, *obs] -> [B]``: the training loop's greedy actions.
+
+    ``greedy_actions``, or with ``config.act_power_iteration`` the argmax of
+    the online network in training mode, so every SN layer that iterates in
+    an update also advances its power iteration in each acting forward pass
+    (as the reference code, whose online network acts in training mode).
+    """
+    if not self._config.act_power_iteration:
+      return self.greedy_actions(observations)
+    outputs, _ = self._online(observations, training=True)
+    return tf.argmax(self._q_from_outputs(outputs), axis=-1,
+                     output_type=tf.int32)
+
   def sigmas(self) -> Dict[str, float]:
     """``sigma/<layer>``: each conv/dense layer's power-iteration estimate of
     its spectral norm, in grammar order.
@@ -311,6 +325,14 @@ class Learner(abc.ABC):
     return self._compile("greedy", self.greedy_actions, [self._obs_signature()],
                          jit_compile=True)
 
+  def compiled_acting_actions(self) -> tf.types.experimental.GenericFunction:
+    """``acting_actions`` as a ``tf.function`` (XLA, as
+    ``compiled_greedy_actions``, which it is without ``act_power_iteration``)."""
+    if not self._config.act_power_iteration:
+      return self.compiled_greedy_actions()
+    return self._compile("acting", self.acting_actions, [self._obs_signature()],
+                         jit_compile=True)
+
   def compiled_update(self, reference: bool = False):
     """``update`` (or, with ``reference``, ``agent_update``) as a
     ``tf.function``: ``batch -> loss``."""
@@ -322,14 +344,14 @@ class Learner(abc.ABC):
 
   def compiled_update_and_act(self):
     """``(batch, observations [B', *obs]) -> (loss, actions [B'])``: ``update``
-    and then the greedy actions for ``observations`` with the updated online
+    and then ``acting_actions`` for ``observations`` with the updated online
     network, in one call. The loop's "learn at the end of step t, act at the
     start of step t + 1" then costs one call instead of two."""
 
     def update_and_act(batch, observations):
       loss = self.update(batch)
       with tf.control_dependencies([loss]):
-        return loss, self.greedy_actions(observations)
+        return loss, self.acting_actions(observations)
 
     return self._compile("update_and_act", update_and_act,
                          [batch_signature(self._observation_spec),

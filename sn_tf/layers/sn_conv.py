@@ -66,6 +66,10 @@ class SNConv2D(SpectralMixin, tf.keras.layers.Conv2D):
     self.input_spec = tf.keras.layers.InputSpec(
         shape=[None] + input_shape[1:].as_list())
 
+  @property
+  def _v_batch_axis(self) -> bool:
+    return self.norm == "operator"
+
   def _forward(self, kernel, v):
     if self.norm == "reshape":
       return tf.linalg.matvec(tf.reshape(kernel, (-1, self.filters)), v,

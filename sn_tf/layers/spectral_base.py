@@ -22,9 +22,13 @@ Subclasses describe ``A`` through two functions of the layer's kernel:
 
 from typing import Any, Dict, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 
 EPS = 1e-12
+# ``exact_spectral_norm`` refuses operators with more entries than this
+# (2**26 float64 entries are 512 MB).
+MAX_EXACT_ENTRIES = 2**26
 # Power-iteration steps run once when a layer is built, so that a layer used
 # for inference before any training call (e.g. a target network) already
 # divides by a good estimate of ||W||_2 instead of u^T W v of random vectors.
@@ -197,6 +201,39 @@ class SpectralMixin:
     return tf.stop_gradient(self._sigma(tf.cast(self.kernel, self.u.dtype),
                                         tf.convert_to_tensor(self.u),
                                         tf.convert_to_tensor(self.v)))
+
+  def next_spectral_norm_estimate(self) -> tf.Tensor:
+    """The sigma the next training call would divide by: ``power_iterations``
+    steps on the current kernel from the stored u, v. Writes nothing (no
+    gradient, no state change)."""
+    w = tf.stop_gradient(tf.cast(self.kernel, self.u.dtype))
+    a_v = self._forward(w, self._next_v(w, self.power_iterations))
+    return tf.reduce_sum(_normalize(a_v) * a_v)
+
+  # Whether ``v`` has a leading batch axis of 1 (a conv operator's input).
+  _v_batch_axis = False
+
+  def exact_spectral_norm(self, max_entries: int = MAX_EXACT_ENTRIES) -> float:
+    """``||A||_2`` of the current kernel in float64, by SVD of ``A`` written
+    out as a matrix (``A`` applied to every basis vector of its input space):
+    the exact value the power-iteration estimate approaches.
+
+    Raises:
+      ValueError: if ``A`` has more than ``max_entries`` entries.
+    """
+    n_in = self.v.shape.num_elements()
+    n_out = self.u.shape.num_elements()
+    if n_in * n_out > max_entries:
+      raise ValueError(
+          f"layer {self.name!r}: its operator is {n_out} x {n_in} "
+          f"({n_in * n_out} entries), more than max_entries={max_entries}; "
+          "too large to write out for an exact SVD.")
+    shape = (n_in,) + (tuple(self.v.shape)[1:] if self._v_batch_axis
+                       else tuple(self.v.shape))
+    basis = tf.reshape(tf.eye(n_in, dtype=tf.float64), shape)
+    columns = self._forward(tf.cast(self.kernel, tf.float64), basis)
+    matrix = tf.reshape(columns, (n_in, n_out)).numpy()
+    return float(np.linalg.svd(matrix, compute_uv=False)[0])
 
   def advance_power_iteration(self, iterations: int) -> tf.Tensor:
     """``iterations`` power-iteration steps on the current kernel from the

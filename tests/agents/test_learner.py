@@ -46,3 +46,27 @@ def test_log_only_sigma_estimates_the_current_kernel_once_per_step():
   learner.update(next(_batches(np.random.default_rng(2), 1)))
   learner.sigmas()
   assert not np.array_equal(_vectors(dense2)[0], vectors[0])
+
+
+@pytest.mark.parametrize("act_power_iteration", [False, True])
+def test_acting_iterates_only_with_act_power_iteration(act_power_iteration):
+  learner = _learner(minatar_model="16/128", spectral="-2",
+                     act_power_iteration=act_power_iteration)
+  dense1 = {l.name: l for l in learner.online_network.sn_layers}["dense1"]
+  for batch in _batches(np.random.default_rng(3), 2):
+    learner.update(batch)
+  obs = next(_batches(np.random.default_rng(4), 1))["obs"][:1]
+  greedy = learner.compiled_greedy_actions()
+  acting = learner.compiled_acting_actions()
+  before = _vectors(dense1)
+  greedy(obs)  # evaluation and export: never
+  np.testing.assert_array_equal(_vectors(dense1)[0], before[0])
+  expected = float(dense1.next_spectral_norm_estimate())
+  want = int(learner.greedy_actions(obs).numpy()[0])
+  got = int(acting(obs).numpy()[0])
+  if act_power_iteration:  # one step, as a training forward pass
+    np.testing.assert_allclose(dense1.sigma.numpy(), expected, rtol=1e-6)
+    assert not np.array_equal(_vectors(dense1)[0], before[0])
+  else:
+    assert acting is greedy and got == want
+    np.testing.assert_array_equal(_vectors(dense1)[0], before[0])
