@@ -577,7 +577,8 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
             jacobian_norm_mean=float(np.mean([r["jacobian_norm"] for r in sel]))))
   _write_csv(os.path.join(out_dir, "per_game.csv"), per_game)
   tables.append(("per_game.csv", "per game" + (" and net" if several else "") +
-                 " and configuration: mean and std of final scores over seeds"))
+                 " and configuration: mean and population std (divisor n) of "
+                 "final scores over seeds"))
 
   # Aggregates with rliable, over the tasks whose normalised scores exist
   # (a MinAtar baseline scoring 0 on a task leaves that task undefined).
@@ -742,7 +743,8 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
       lines.append("| " + (f"{r['model']} | " if several else "") +
                    f"{r['label']} | {r['tasks']} | {r['probability']:.3f} "
                    f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] |")
-  lines += ["", "## Final scores per game (mean ± std over seeds)", "",
+  lines += ["", "## Final scores per game (mean ± population std, divisor n, "
+            "over seeds)", "",
             "| game | " + ("net | " if several else "") +
             "configuration | runs | score | normalised | Jacobian norm |",
             "|---|---|---|---|---|---|" + ("---|" if several else "")]
