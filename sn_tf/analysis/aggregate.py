@@ -228,15 +228,7 @@ class RunSet:
     same task (game and net).
     """
     if self.suite == "minatar":
-      baseline = self.baseline_label(baseline)
-      base = {}
-      for task in self.tasks:
-        finals = [self.final(r)[1] for r in self.runs
-                  if r["task"] == task and r["label"] == baseline]
-        if not finals:
-          raise ValueError(f"baseline {baseline!r} has no run on {task}; "
-                           "MinAtar scores are normalised by it per game and net.")
-        base[task] = float(np.mean(finals))
+      base = self.baseline_finals(baseline)
     rows = []
     for r in self.runs:
       step, score = self.final(r)
@@ -252,6 +244,24 @@ class RunSet:
                        label=r["label"], seed=r["seed"], step=step, score=score,
                        normalized=norm, jacobian_norm=smooth, run_dir=r["dir"]))
     return rows
+
+  def baseline_finals(self, baseline: Optional[str] = None) -> Dict[str, float]:
+    """``{task: mean final score of the baseline on it}``: what MinAtar
+    scores are divided by.
+
+    Raises:
+      ValueError: the baseline has no run on a task.
+    """
+    baseline = self.baseline_label(baseline)
+    base = {}
+    for task in self.tasks:
+      finals = [self.final(r)[1] for r in self.runs
+                if r["task"] == task and r["label"] == baseline]
+      if not finals:
+        raise ValueError(f"baseline {baseline!r} has no run on {task}; "
+                         "MinAtar scores are normalised by it per game and net.")
+      base[task] = float(np.mean(finals))
+    return base
 
   def baseline_label(self, baseline: Optional[str]) -> str:
     if baseline is None:
@@ -336,6 +346,104 @@ def probability_of_improvement(rows: Sequence[Dict[str, Any]], label: str,
   return (float(np.ravel(points["x"])[0]), float(np.ravel(cis["x"])[0]),
           float(np.ravel(cis["x"])[1]),
           len(tasks))
+
+
+def normalized_curves(runset: "RunSet", baseline: str, tasks: Sequence[str]
+                      ) -> Tuple[np.ndarray, Dict[str, Dict[str, np.ndarray]]]:
+  """``(steps [T], {label: {task: [num_runs, T]}})``: each run's
+  ``eval/return`` at the evaluation steps every run reached, divided by the
+  baseline's mean final score on its task (so the baseline ends at 1.0 on
+  every task). A label covers the tasks it has runs on; runs are ordered by
+  seed.
+  """
+  base = runset.baseline_finals(baseline)
+  loaded = {r["dir"]: curves.load_curve(r["dir"]) for r in runset.runs
+            if r["task"] in tasks}
+  steps = None
+  for c in loaded.values():
+    steps = c["step"] if steps is None else np.intersect1d(steps, c["step"])
+  out: Dict[str, Dict[str, np.ndarray]] = {}
+  for label in runset.labels:
+    for task in tasks:
+      runs = sorted((r for r in runset.runs
+                     if r["label"] == label and r["task"] == task),
+                    key=lambda r: (r["seed"] is None, r["seed"]))
+      if runs:
+        curves_ = [loaded[r["dir"]] for r in runs]
+        out.setdefault(label, {})[task] = np.array(
+            [c["value"][np.searchsorted(c["step"], steps)] for c in curves_],
+            dtype=np.float64) / base[task]
+  return steps, out
+
+
+def _normalized_curves_section(runset: "RunSet", baseline: str,
+                               tasks: Sequence[str], out_dir: str, reps: int,
+                               figures: List[Tuple[str, str]],
+                               tables: List[Tuple[str, str]]) -> List[str]:
+  """The normalised learning curves over games and per game: figure, CSV and
+  the index lines (the step from which each configuration's CI and the
+  baseline's stay apart)."""
+  steps, per_task = normalized_curves(runset, baseline, tasks)
+  if len(steps) < 2:
+    return []
+  # [runs, tasks, T] per label over the tasks it has (score_matrices' rule:
+  # the same seeds on each).
+  stack = lambda by_task: np.stack(list(by_task.values()), axis=1)
+  panels = [("mean over " + ("games" if len(runset.models) == 1 else "tasks"),
+             {k: stack(v) for k, v in per_task.items()})]
+  panels += [(task, {k: v[task][:, None, :] for k, v in per_task.items()
+                     if task in v}) for task in tasks]
+  plt = _plt()
+  cols = min(3, len(panels))
+  rows_n = -(-len(panels) // cols)
+  fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.2 * rows_n),
+                           squeeze=False)
+  csv_rows, curves_by_panel = [], []
+  for ax, (name, mats) in zip(axes.ravel(), panels):
+    estimates = curves.interval_curves(mats, reps=reps)
+    curves_by_panel.append((name, estimates))
+    for label, (mean, ci) in estimates.items():
+      line, = ax.plot(steps, mean, marker="o", markersize=2, label=label)
+      ax.fill_between(steps, ci[0], ci[1], color=line.get_color(), alpha=0.2,
+                      linewidth=0)
+      csv_rows += [dict(panel=name, label=label, step=int(s), mean=float(m),
+                        ci_low=float(lo), ci_high=float(hi))
+                   for s, m, lo, hi in zip(steps, mean, ci[0], ci[1])]
+    ax.set_title(name, fontsize="small")
+    ax.set_xlabel("env steps")
+    ax.grid(alpha=0.3)
+  for ax in axes.ravel()[len(panels):]:
+    ax.set_visible(False)
+  axes[0, 0].set_ylabel(f"score / final score of {baseline}")
+  axes[0, 0].legend(fontsize="small")
+  fig.tight_layout()
+  fig.savefig(os.path.join(out_dir, "normalized_curves.png"), dpi=120)
+  plt.close(fig)
+  figures.append(("normalized_curves.png", f"evaluation score over training "
+                  f"divided by {baseline}'s mean final score per task: mean "
+                  "over tasks and seeds, then per task, with 95% "
+                  "stratified-bootstrap bands (rliable)"))
+  _write_csv(os.path.join(out_dir, "normalized_curves.csv"), csv_rows)
+  tables.append(("normalized_curves.csv", "the normalised curves' means and "
+                 "95% CIs per evaluation step, per panel"))
+  aggregate_estimates = curves_by_panel[0][1]
+  lines = ["", "## Normalised learning curves", "",
+           f"Mean over tasks and seeds of the evaluation score divided by "
+           f"{baseline}'s mean final score on the task, at each of the "
+           f"{len(steps)} evaluation steps every run reached "
+           f"({int(steps[0])} to {int(steps[-1])}); 95% stratified-bootstrap "
+           "CIs. The step from which a configuration's CI and the "
+           f"baseline's stay disjoint to the end:", "",
+           "| configuration | CIs apart from | final mean [95% CI] |",
+           "|---|---|---|"]
+  base_ci = aggregate_estimates[baseline][1]
+  for label, (mean, ci) in aggregate_estimates.items():
+    if label == baseline:
+      continue
+    apart = curves.separation_step(steps, ci, base_ci)
+    lines.append(f"| {label} | {'never' if apart is None else apart} | "
+                 f"{mean[-1]:.3f} [{ci[0, -1]:.3f}, {ci[1, -1]:.3f}] |")
+  return lines
 
 
 # -------------------------------------------------------------------- report
@@ -678,6 +786,11 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
   figures.append(("performance_profile.png", "performance profiles: fraction "
                   "of runs with normalised score > tau, 95% CIs (rliable)"))
 
+  curve_lines = []
+  if base_label is not None:
+    curve_lines = _normalized_curves_section(runset, base_label, agg_tasks,
+                                             out_dir, reps, figures, tables)
+
   # The studies' figures.
   means = {(r.get("model", "all"), r["label"]):
            (r["mean"], r["mean_ci_low"], r["mean_ci_high"])
@@ -743,6 +856,7 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
       lines.append("| " + (f"{r['model']} | " if several else "") +
                    f"{r['label']} | {r['tasks']} | {r['probability']:.3f} "
                    f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}] |")
+  lines += curve_lines
   lines += ["", "## Final scores per game (mean ± population std, divisor n, "
             "over seeds)", "",
             "| game | " + ("net | " if several else "") +

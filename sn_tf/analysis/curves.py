@@ -7,7 +7,7 @@ computed with ``rliable`` (Agarwal et al., 2021).
 
 import collections
 import os
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -77,6 +77,47 @@ def mean_and_ci(values: np.ndarray, seed: int = 0,
   _, cis = rly.get_interval_estimates({"x": values},
                                       lambda x: np.mean(x, axis=0), reps=reps)
   return mean, cis["x"]
+
+
+def interval_curves(matrices: Dict[str, np.ndarray], reps: int = BOOTSTRAP_REPS,
+                    seed: int = 0) -> Dict[str, Tuple[np.ndarray, np.ndarray]]:
+  """Mean over runs and tasks at each step, with its 95% stratified-bootstrap
+  CI (rliable: runs resampled within each task).
+
+  Args:
+    matrices: ``{label: [num_runs, num_tasks, T]}`` scores.
+
+  Returns:
+    ``{label: (mean [T], ci [2, T])}``; with one run per task the CI is the
+    mean itself.
+  """
+  out = {}
+  one = {k: m for k, m in matrices.items() if m.shape[0] < 2}
+  for label, m in one.items():
+    mean = m.mean(axis=(0, 1))
+    out[label] = (mean, np.stack([mean, mean]))
+  several = {k: m for k, m in matrices.items() if k not in one}
+  if several:
+    from rliable import library as rly  # pylint: disable=g-import-not-at-top
+    np.random.seed(seed)  # rliable draws from NumPy's global generator.
+    points, cis = rly.get_interval_estimates(
+        several, lambda x: np.mean(x, axis=(0, 1)), reps=reps)
+    out.update({k: (np.asarray(points[k]), np.asarray(cis[k])) for k in several})
+  return {k: out[k] for k in matrices}
+
+
+def separation_step(steps: np.ndarray, ci_a: np.ndarray,
+                    ci_b: np.ndarray) -> Optional[int]:
+  """The first of ``steps`` from which the intervals ``ci_a``, ``ci_b``
+  (``[2, T]``) are disjoint at that step and every later one; None if they
+  overlap at the last step."""
+  apart = (ci_a[0] > ci_b[1]) | (ci_b[0] > ci_a[1])
+  if not apart[-1]:
+    return None
+  first = len(apart)
+  while first > 0 and apart[first - 1]:
+    first -= 1
+  return int(steps[first])
 
 
 def plot_runs(run_dirs: Sequence[str], labels: Sequence[str], out_png: str,

@@ -92,6 +92,25 @@ def test_report_lists_every_file_it_writes(minatar_runs, tmp_path):
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
 
 
+def test_normalised_curves_and_where_they_separate(minatar_runs, tmp_path):
+  runset = aggregate.RunSet.from_root(minatar_runs)
+  steps, m = aggregate.normalized_curves(runset, "C51", runset.tasks)
+  np.testing.assert_array_equal(steps, [50, 100])
+  # Divided by C51's mean final score per game: asterix 3, breakout 1.
+  np.testing.assert_allclose(m["SN[-2]"]["minatar:asterix"], [[1 / 3, 2], [1 / 3, 2]])
+  np.testing.assert_allclose(m["SN[-2]"]["minatar:breakout"], [[1, 2], [1, 2]])
+  np.testing.assert_allclose(m["C51"]["minatar:asterix"][:, -1], [2 / 3, 4 / 3])
+  out = tmp_path / "report"
+  text = open(aggregate.write_report(minatar_runs, str(out), reps=100)).read()
+  assert "## Normalised learning curves" in text
+  # SN's CI is a point above C51's at both steps: apart from the first.
+  assert "| SN[-2] | 50 | 2.000 [2.000, 2.000] |" in text
+  rows = list(csv.DictReader(open(out / "normalized_curves.csv")))
+  first = [r for r in rows if r["panel"] == "mean over games" and r["step"] == "50"]
+  assert {r["label"]: float(r["mean"]) for r in first} == pytest.approx(
+      {"C51": 0.0, "SN[-2]": 2 / 3})
+
+
 def test_atari_scores_are_human_normalised(tmp_path):
   root = str(tmp_path)
   # Breakout: random 1.7, human 30.5; Pong: random -20.7, human 14.6.

@@ -85,3 +85,28 @@ def test_missing_metric_names_the_columns(tmp_path):
   a = _write_run(tmp_path / "a", [1], [1.0])
   with pytest.raises(ValueError, match="columns: step, eval/return"):
     curves.load_curve(a, "rho")
+
+
+def test_interval_curves_mean_over_runs_and_tasks_with_stratified_cis():
+  # [runs=3, tasks=2, T=2]: task 0 scores 1, 2, 3 at both steps, task 1 is 10.
+  m = np.array([[[1, 1], [10, 10]], [[2, 2], [10, 10]], [[3, 3], [10, 10]]],
+               dtype=np.float64)
+  (mean, ci), = curves.interval_curves({"x": m}, reps=500).values()
+  np.testing.assert_allclose(mean, [6.0, 6.0])
+  # Only task 0 varies: its resampled mean lies in [1, 3], so the mean over
+  # tasks lies in [5.5, 6.5].
+  assert np.all(ci[0] >= 5.5) and np.all(ci[1] <= 6.5) and np.all(ci[0] < 6.0)
+  one = curves.interval_curves({"y": m[:1]})["y"]
+  np.testing.assert_allclose(one[1], [[5.5, 5.5], [5.5, 5.5]])
+
+
+def test_separation_step_is_where_the_intervals_stay_apart():
+  steps = np.array([10, 20, 30, 40])
+  a = np.array([[0, 2, 0, 3], [1, 3, 2, 4]], dtype=float)
+  b = np.array([[0, 0, 0, 0], [1, 1, 1, 1]], dtype=float)
+  # Apart at 20, together again at 30, apart from 40 on.
+  assert curves.separation_step(steps, a, b) == 40
+  assert curves.separation_step(steps, b, a) == 40
+  a[:, 2] = [2, 3]
+  assert curves.separation_step(steps, a, b) == 20
+  assert curves.separation_step(steps, b, b) is None
