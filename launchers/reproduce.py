@@ -5,12 +5,12 @@ r"""Reproduce the paper's MinAtar studies at a chosen budget; resumable.
   python launchers/reproduce.py --study=layers --budget=long --num_steps=1000000 --out=runs/layers_long
   python launchers/reproduce.py --agent=c51 --budget=small --out=runs/reproduce_small
 
-With --agent=dqn (the default), --study picks one of the paper's four DQN
-studies (layers, sizes, smoothness, schedulers; docs/protocol.md) on the
-minatar_dqn preset, at --budget paper, long (layers only), medium or small.
-With --agent=c51, the C51 layer sweep and scheduler comparison (budgets small
-and paper). Runs go
---workers at a time as Ray tasks (or on a Ray cluster with --ray_address),
+With --agent=dqn (the default), --study picks one of the paper's five DQN
+studies (layers, sizes, smoothness, schedulers, optimizer; docs/protocol.md)
+on the minatar_dqn preset, at --budget paper, long (layers only), medium or
+small. With --agent=c51, the C51 layer sweep and scheduler comparison
+(budgets small and paper). Runs go --workers at a time as Ray tasks (or on a
+Ray cluster with --ray_address),
 then every plot and table goes into <out>/report/ with an index.md. Rerunning
 the same command skips finished runs and resumes the others from their
 checkpoints; with a bigger --num_steps (or budget) it extends them from
@@ -29,7 +29,7 @@ _AGENT = flags.DEFINE_enum("agent", "dqn", ["dqn", "c51"],
                            "dqn: the paper's MinAtar studies (--study); c51: "
                            "sn_tf's C51 layer and scheduler study.")
 _STUDY = flags.DEFINE_string("study", None, "With --agent=dqn: layers, sizes, "
-                             "smoothness or schedulers.")
+                             "smoothness, schedulers or optimizer.")
 _BUDGET = flags.DEFINE_string("budget", "small", "dqn: paper, long, medium or "
                               "small; c51: small or paper (see README).")
 _PLAN_ONLY = flags.DEFINE_boolean("plan_only", False, "Print the planned runs "

@@ -144,6 +144,14 @@ class TrainConfig:
   optimizer: str = _field("adam", "adam, rmsprop or sgd.")
   adam_epsilon_placement: str = _field(
       "reference", "reference (PyTorch, the paper's code) or keras.")
+  rmsprop_rho: float = _field(
+      0.9, "RMSprop's decay of the squared-gradient average (PyTorch's alpha).")
+  rmsprop_eps: float = _field(1e-7, "RMSprop's epsilon.")
+  rmsprop_centered: bool = _field(
+      False, "Centred RMSprop (divide by the gradient's variance estimate).")
+  rmsprop_epsilon_placement: str = _field(
+      "keras", "RMSprop epsilon: keras (g / sqrt(v + eps)) or reference "
+      "(PyTorch, the paper's code: g / (sqrt(v) + eps)).")
   scheduler: str = _field("none", "Spectral scheduler: none, divout, divgrad, muleps.")
   scheduler_layers: str = _field("-2", "Layers whose rho the scheduler uses (grammar).")
   scheduler_scope: str = _field("global", "DivGrad scope: global or per_layer.")
@@ -303,20 +311,24 @@ def validate(c: TrainConfig) -> None:
   _check(c.replay_capacity >= 2 * c.batch_size, "replay_capacity",
          c.replay_capacity, f"at least 2 * batch_size = {2 * c.batch_size}")
   for name in ("min_q_value", "max_q_value", "lr", "adam_eps",
-               "lipschitz_k", "gamma"):
+               "lipschitz_k", "gamma", "rmsprop_eps"):
     value = getattr(c, name)
     _check(isinstance(value, (int, float)) and not isinstance(value, bool)
            and math.isfinite(value), name, value, "a finite number")
   _check(c.max_q_value > c.min_q_value, "max_q_value", c.max_q_value,
          f"greater than min_q_value={c.min_q_value}")
   _check(0.0 <= c.gamma <= 1.0, "gamma", c.gamma, "a number in [0, 1]")
-  for name in ("lr", "adam_eps", "lipschitz_k"):
+  for name in ("lr", "adam_eps", "lipschitz_k", "rmsprop_eps"):
     _check(getattr(c, name) > 0, name, getattr(c, name), "a number > 0")
   for name in ("eval_epsilon", "epsilon_start", "epsilon_end"):
     value = getattr(c, name)
     _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, name,
            value, "a number in [0, 1]")
-  for name in ("clip_rewards", "leave_smaller", "act_power_iteration"):
+  _check(isinstance(c.rmsprop_rho, (int, float)) and not isinstance(c.rmsprop_rho, bool)
+         and 0.0 <= c.rmsprop_rho < 1.0, "rmsprop_rho", c.rmsprop_rho,
+         "a number in [0, 1)")
+  for name in ("clip_rewards", "leave_smaller", "act_power_iteration",
+               "rmsprop_centered"):
     _check(isinstance(getattr(c, name), bool), name, getattr(c, name),
            "true or false")
   _check(c.conv_norm in CONV_NORMS, "conv_norm", c.conv_norm,
@@ -361,9 +373,9 @@ def _validate_scheduler(c: TrainConfig, spectral, num_layers: int) -> None:
   # pylint: enable=g-import-not-at-top
   _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer,
          f"allowed: {', '.join(OPTIMIZERS)}")
-  _check(c.adam_epsilon_placement in EPSILON_PLACEMENTS,
-         "adam_epsilon_placement", c.adam_epsilon_placement,
-         f"allowed: {', '.join(EPSILON_PLACEMENTS)}")
+  for name in ("adam_epsilon_placement", "rmsprop_epsilon_placement"):
+    _check(getattr(c, name) in EPSILON_PLACEMENTS, name, getattr(c, name),
+           f"allowed: {', '.join(EPSILON_PLACEMENTS)}")
   _check(c.scheduler in SCHEDULERS, "scheduler", c.scheduler,
          f"allowed: {', '.join(SCHEDULERS)}")
   _check(c.scheduler_scope in SCOPES, "scheduler_scope", c.scheduler_scope,

@@ -142,7 +142,29 @@ def study_plan(budget: str, out_dir: str, *,
 # on the minatar_dqn preset: each a list of cells (model, configuration).
 
 STUDY_GAMES = ("breakout", "asterix", "seaquest", "space_invaders")
-STUDIES = ("layers", "sizes", "smoothness", "schedulers")
+STUDIES = ("layers", "sizes", "smoothness", "schedulers", "optimizer")
+
+# The optimiser study, as the authors' configs sweep it
+# (docs/protocol.md#the-papers-minatar-studies). configs/minatar_dqn_mega_redux/
+# (40 epochs of 125k steps, each followed by an evaluation): six nets, SN
+# none / -2 / -2,-3, and per optimiser:
+OPTIMIZER_MODELS = ("24/128", "24-24/128", "32-32/256", "24-24-24/128",
+                    "32-32-32/256", "24-24-24-24/128")
+OPTIMIZER_SN = ("none", "-2", "-2,-3")
+# config_adam.yaml (written as here; PyTorch's Adam, betas left at default).
+ADAM_LRS = (0.00001, 0.0000215, 0.0000464, 0.0001, 0.0002154, 0.0004642,
+            0.001, 0.0021544)
+ADAM_EPS = (0.0001, 0.00032, 0.001, 0.00316, 0.01)
+# config_rmsprop.yaml (alpha 0.95, centered) and config_sgd.yaml: the Adam
+# rates but the largest.
+RMSPROP_LRS = ADAM_LRS[:-1]
+RMSPROP_EPS = (0.0001, 0.00032, 0.001, 0.00316, 0.01, 0.0316)
+SGD_LRS = ADAM_LRS[:-1]
+# configs/minatar_dqn_optim/ (50 epochs of 100k, the preset's): two nets,
+# the same SN settings; RMSprop (alpha 0.95) and SGD.
+OPTIM_MODELS = ("24/128", "24-24-24/128")
+OPTIM_LRS = (0.1, 0.00025)
+OPTIM_RMSPROP_EPS = (0.01, 0.0003125)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,11 +207,50 @@ def _study_configs(study: str) -> List[Tuple[str, Dict[str, Any]]]:
   raise ValueError(study)
 
 
+def _optimizer_cells() -> List[Tuple[str, Cell]]:
+  """The optimiser study's cells: mega_redux's grids on its six nets, then
+  minatar_dqn_optim's on its two. Names: ``<sn>_<optimizer>_lr<lr>[_eps<eps>]``
+  (RMSprop: ``_c`` if centred)."""
+  cells = []
+
+  def add(model, spec, name, **fields):
+    sn_name, sn_fields = _sn(spec)
+    cells.append((model, Cell(f"{sn_name}_{name}", dict(sn_fields, **fields))))
+
+  rmsprop = dict(optimizer="rmsprop", rmsprop_rho=0.95,
+                 rmsprop_epsilon_placement="reference")
+  for model in OPTIMIZER_MODELS:
+    for spec in OPTIMIZER_SN:
+      for lr in ADAM_LRS:
+        for eps in ADAM_EPS:
+          add(model, spec, f"adam_lr{lr:g}_eps{eps:g}", optimizer="adam",
+              lr=lr, adam_eps=eps, eval_every=125_000)
+      for lr in RMSPROP_LRS:
+        for eps in RMSPROP_EPS:
+          add(model, spec, f"rmsprop_lr{lr:g}_eps{eps:g}_c", lr=lr,
+              rmsprop_eps=eps, rmsprop_centered=True, eval_every=125_000,
+              **rmsprop)
+      for lr in SGD_LRS:
+        add(model, spec, f"sgd_lr{lr:g}", optimizer="sgd", lr=lr,
+            eval_every=125_000)
+  for model in OPTIM_MODELS:
+    for spec in OPTIMIZER_SN:
+      for lr in OPTIM_LRS:
+        for eps in OPTIM_RMSPROP_EPS:
+          for centered in (True, False):
+            add(model, spec, f"rmsprop_lr{lr:g}_eps{eps:g}" + ("_c" if centered else ""),
+                lr=lr, rmsprop_eps=eps, rmsprop_centered=centered, **rmsprop)
+        add(model, spec, f"sgd_lr{lr:g}", optimizer="sgd", lr=lr)
+  return cells
+
+
 def _study_cells(study: str) -> List[Tuple[str, Cell]]:
   """``[(model, cell)]`` of ``study`` as the paper runs it."""
   # pylint: disable=g-import-not-at-top
   from sn_tf.networks import DEPTH3_MODELS, SIZE_STUDY_MODELS
   # pylint: enable=g-import-not-at-top
+  if study == "optimizer":
+    return _optimizer_cells()
   cells = []
   if study == "sizes":
     sn_specs = ("-2", "-3", "-4", "-2,-3", "-2,-3,-4", "-3,-4")
@@ -210,9 +271,11 @@ def _study_cells(study: str) -> List[Tuple[str, Cell]]:
 @dataclasses.dataclass(frozen=True)
 class CellSelection:
   """The cells of a study that a budget runs: those whose net is in
-  ``models`` and whose configuration name is in ``configs`` (None: all)."""
+  ``models`` and whose configuration name is in ``configs``, on the games
+  in ``games`` (None: all of them; the budget's games)."""
   models: Optional[Sequence[str]] = None
   configs: Optional[Sequence[str]] = None
+  games: Optional[Sequence[str]] = None
 
   def keeps(self, model: str, cell: Cell) -> bool:
     return ((self.models is None or model in self.models)
@@ -231,6 +294,8 @@ class DQNBudget:
   overrides: Dict[str, Any]
   studies: Dict[str, CellSelection]
   description: str
+  # Seeds of a study that runs other than ``seeds``.
+  study_seeds: Dict[str, Sequence[int]] = dataclasses.field(default_factory=dict)
 
 
 # The medium budget's cells: the layers study whole; the smallest and largest
@@ -247,10 +312,22 @@ _MEDIUM_CELLS = {
     "schedulers": CellSelection(models=("24-24-24/128",)),
 }
 
+# The optimiser study's Adam grid: at medium, on one of its six nets; at
+# small, a 4 x 3 corner-and-centre subset on one game and net (about 20 min
+# on 2 cores: a smoke run of the grid figure, not a result).
+_ADAM_GRID = tuple(f"{_sn(spec)[0]}_adam_lr{lr:g}_eps{eps:g}"
+                   for spec in OPTIMIZER_SN for lr in ADAM_LRS for eps in ADAM_EPS)
+_SMALL_ADAM_GRID = tuple(
+    f"{_sn(spec)[0]}_adam_lr{lr:g}_eps{eps:g}" for spec in OPTIMIZER_SN
+    for lr in (ADAM_LRS[0], ADAM_LRS[3], ADAM_LRS[5], ADAM_LRS[7])
+    for eps in (ADAM_EPS[0], ADAM_EPS[2], ADAM_EPS[4]))
+
 DQN_BUDGET_TABLE = {
     "paper": DQNBudget(
         seeds=tuple(range(10)), games=STUDY_GAMES, overrides={},
         studies={study: ALL_CELLS for study in STUDIES},
+        # The optimiser sweep ran 2 seeds per cell (the authors' README).
+        study_seeds={"optimizer": (0, 1)},
         description="the paper's scale: 4 games x 10 seeds x 5M steps, "
                     "evaluated every 100k steps over 125k steps"),
     # DQN against SN[-2] on the layers study's net over 2M steps, the
@@ -268,7 +345,9 @@ DQN_BUDGET_TABLE = {
         seeds=(0, 1, 2), games=STUDY_GAMES,
         overrides=dict(num_steps=200_000, epsilon_decay_steps=62_000,
                        eval_every=50_000, eval_steps=25_000),
-        studies=_MEDIUM_CELLS,
+        studies=dict(_MEDIUM_CELLS, optimizer=CellSelection(
+            models=("24-24-24/128",), configs=_ADAM_GRID)),
+        study_seeds={"optimizer": (0, 1)},
         description="4 games x 3 seeds x 200k steps, epsilon decay to step "
                     "67k, evaluated every 50k steps over 25k steps"),
     "small": DQNBudget(
@@ -276,7 +355,8 @@ DQN_BUDGET_TABLE = {
         overrides=dict(num_steps=30_000, learning_starts=2_000,
                        epsilon_decay_steps=8_000, eval_every=15_000,
                        eval_steps=5_000, replay_capacity=30_000),
-        studies=_MEDIUM_CELLS,
+        studies=dict(_MEDIUM_CELLS, optimizer=CellSelection(
+            models=("24/128",), configs=_SMALL_ADAM_GRID, games=("breakout",))),
         description="2 games x 1 seed x 30k steps: a smoke run of the "
                     "pipeline, not a result"),
 }
@@ -297,12 +377,17 @@ def dqn_study_plan(study: str, budget: str, out_dir: str, *,
   """
   if study not in STUDIES:
     raise ValueError(f"study={study!r} is not allowed; allowed: {', '.join(STUDIES)}.")
+  given_games, given_seeds = games, seeds
   b, games, seeds = _budget_games_seeds(DQN_BUDGET_TABLE, budget, games, seeds)
   if study not in b.studies:
     raise ValueError(f"study={study!r} is not allowed at budget={budget!r}; "
                      f"allowed: {', '.join(b.studies)}.")
   selection = b.studies[study]
   cells = [(m, c) for m, c in _study_cells(study) if selection.keeps(m, c)]
+  if given_games is None and selection.games is not None:
+    games = tuple(selection.games)
+  if given_seeds is None and study in b.study_seeds:
+    seeds = tuple(b.study_seeds[study])
   values = dict(b.overrides)
   values.update(overrides or {})
   plan = []
@@ -310,7 +395,9 @@ def dqn_study_plan(study: str, budget: str, out_dir: str, *,
     for model, cell in cells:
       for seed in seeds:
         name = f"{game}/{model.replace('/', '_')}/{cell.name}_s{seed}"
-        fields = dict(values, **cell.fields)
+        # The budget's and the caller's values win over a cell's (the
+        # optimiser cells' evaluation period is the paper budget's).
+        fields = dict(cell.fields, **values)
         config = make_config(
             f"minatar:{game}", os.path.join(os.path.abspath(out_dir), "runs", name),
             "minatar_dqn", minatar_model=model, seed=seed, **fields)

@@ -17,7 +17,9 @@ Adam's epsilon placement (docs/schedulers.md#adam-epsilon-placement) is an
 option of the Adam classes:
 ``"keras"`` (TF/Keras: ``lr_t * m / (sqrt(v) + eps)`` with the bias corrections
 folded into ``lr_t``) or ``"reference"`` (PyTorch, the reference code:
-``lr * m_hat / (sqrt(v_hat) + eps)``).
+``lr * m_hat / (sqrt(v_hat) + eps)``). RMSprop's is an option of
+``ReferenceRMSprop``: ``g / sqrt(v + eps)`` (Keras) or ``g / (sqrt(v) + eps)``
+(PyTorch).
 """
 
 import inspect
@@ -136,6 +138,61 @@ class ReferenceAdam(tf.keras.optimizers.Adam):
           var=variable.handle, m=m.handle, v=v.handle,
           beta1_power=beta_1_power, beta2_power=beta_2_power, lr=lr,
           beta1=beta_1, beta2=beta_2, epsilon=eps, grad=gradient)
+
+  def get_config(self) -> Dict[str, Any]:
+    config = super().get_config()
+    config["epsilon_placement"] = self.epsilon_placement
+    return config
+
+
+@tf.keras.utils.register_keras_serializable(package="sn_tf")
+class ReferenceRMSprop(tf.keras.optimizers.RMSprop):
+  """Keras RMSprop with a choice of epsilon placement.
+
+  With ``v <- rho v + (1 - rho) g^2`` (and, ``centered``, the mean gradient
+  ``a <- rho a + (1 - rho) g``, ``v`` replaced by ``v - a^2``):
+
+  * ``"keras"``: ``w <- w - lr g / sqrt(v + eps)`` (Keras' own);
+  * ``"reference"``: ``w <- w - lr g / (sqrt(v) + eps)`` (PyTorch's RMSprop,
+    the paper's code; its ``alpha`` is ``rho`` here).
+
+  Args:
+    learning_rate, rho, epsilon, centered: as Keras' RMSprop.
+    epsilon_placement: ``"keras"`` or ``"reference"``.
+    **kwargs: Keras' other RMSprop arguments; ``momentum`` must be 0 with the
+      reference placement (the paper's configs never set it).
+  """
+
+  def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7,
+               centered=False, *, epsilon_placement: str = "keras", **kwargs):
+    if epsilon_placement not in EPSILON_PLACEMENTS:
+      raise ValueError(f"epsilon_placement must be one of {EPSILON_PLACEMENTS}, "
+                       f"got {epsilon_placement!r}.")
+    kwargs.setdefault("name", type(self).__name__)
+    super().__init__(learning_rate=learning_rate, rho=rho, epsilon=epsilon,
+                     centered=centered, **kwargs)
+    if epsilon_placement == "reference" and self.momentum:
+      raise ValueError("momentum must be 0 with epsilon_placement='reference', "
+                       f"got {self.momentum!r}.")
+    self.epsilon_placement = epsilon_placement
+
+  def update_step(self, gradient, variable):
+    if self.epsilon_placement == "keras":
+      return super().update_step(gradient, variable)
+    if isinstance(gradient, tf.IndexedSlices):
+      gradient = tf.convert_to_tensor(gradient)
+    lr = tf.cast(self.learning_rate, variable.dtype)
+    rho = tf.convert_to_tensor(self.rho, variable.dtype)
+    eps = tf.convert_to_tensor(self.epsilon, variable.dtype)
+    key = self._var_key(variable)
+    velocity = self._velocities[self._index_dict[key]]
+    velocity.assign(rho * velocity + (1 - rho) * tf.square(gradient))
+    second = velocity
+    if self.centered:
+      average = self._average_gradients[self._index_dict[key]]
+      average.assign(rho * average + (1 - rho) * gradient)
+      second = velocity - tf.square(average)
+    variable.assign_sub(lr * gradient / (tf.sqrt(second) + eps))
 
   def get_config(self) -> Dict[str, Any]:
     config = super().get_config()
@@ -263,8 +320,9 @@ DivGradAdam = _divgrad_class(
     ReferenceAdam, "DivGradAdam",
     "DivGrad with Adam (``ReferenceAdam`` arguments, plus rho/scope/layer_rhos).")
 DivGradRMSprop = _divgrad_class(
-    tf.keras.optimizers.RMSprop, "DivGradRMSprop",
-    "DivGrad with Keras RMSprop (its arguments, plus rho/scope/layer_rhos).")
+    ReferenceRMSprop, "DivGradRMSprop",
+    "DivGrad with RMSprop (``ReferenceRMSprop`` arguments, plus "
+    "spectral_rho/scope/layer_rhos).")
 DivGradSGD = _divgrad_class(
     tf.keras.optimizers.SGD, "DivGradSGD",
     "DivGrad with Keras SGD (its arguments, plus rho/scope/layer_rhos).")

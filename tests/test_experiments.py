@@ -102,6 +102,47 @@ def test_dqn_study_plans_count_the_papers_runs(tmp_path, study, counts):
                 "dqn", "mse", 4, 4_000, 5_000_000, 100_000, 125_000, "minatar_dqn")
 
 
+def test_optimizer_study_plan_counts_at_every_budget(tmp_path):
+  """The authors' grids (configs/minatar_dqn_mega_redux: Adam 8 lr x 5 eps,
+  RMSprop 7 x 6, SGD 7, on six nets; configs/minatar_dqn_optim: RMSprop
+  2 lr x 2 eps x centred or not and SGD 2 lr on two nets), SN none, -2,
+  -2,-3, four games, two seeds."""
+  cells = 6 * 3 * (8 * 5 + 7 * 6 + 7) + 2 * 3 * (2 * 2 * 2 + 2)
+  assert cells == 1662
+  counts = {b: len(experiments.dqn_study_plan("optimizer", b, str(tmp_path)))
+            for b in ("paper", "medium", "small")}
+  assert counts == {"paper": cells * 4 * 2, "medium": 3 * 8 * 5 * 4 * 2,
+                    "small": 3 * 4 * 3}
+  with pytest.raises(ValueError, match=r"study='optimizer' is not allowed at "
+                     r"budget='long'"):
+    experiments.dqn_study_plan("optimizer", "long", str(tmp_path))
+
+
+def test_optimizer_study_cells_hold_the_authors_values(tmp_path):
+  plan = experiments.dqn_study_plan("optimizer", "paper", str(tmp_path))
+  c = _cell(plan, "seaquest/32-32-32_256/sn-2-3_adam_lr0.0002154_eps0.00032_s1")
+  assert (c.optimizer, c.lr, c.adam_eps, c.adam_epsilon_placement, c.spectral,
+          c.eval_every, c.num_steps, c.seed) == (
+              "adam", 0.0002154, 0.00032, "reference", "-2,-3", 125_000,
+              5_000_000, 1)
+  c = _cell(plan, "breakout/24-24-24-24_128/none_rmsprop_lr1e-05_eps0.0316_c_s0")
+  assert (c.optimizer, c.lr, c.rmsprop_eps, c.rmsprop_rho, c.rmsprop_centered,
+          c.rmsprop_epsilon_placement, c.eval_every) == (
+              "rmsprop", 0.00001, 0.0316, 0.95, True, "reference", 125_000)
+  c = _cell(plan, "asterix/24_128/sn-2_rmsprop_lr0.1_eps0.0003125_s0")
+  assert (c.lr, c.rmsprop_eps, c.rmsprop_centered, c.eval_every) == (
+      0.1, 0.0003125, False, 100_000)
+  c = _cell(plan, "space_invaders/24-24-24_128/none_sgd_lr0.00025_s1")
+  assert (c.optimizer, c.lr, c.eval_every) == ("sgd", 0.00025, 100_000)
+  assert {r.config.seed for r in plan} == {0, 1}
+  small = experiments.dqn_study_plan("optimizer", "small", str(tmp_path))
+  assert {r.config.env for r in small} == {"minatar:breakout"}
+  assert {(r.config.lr, r.config.adam_eps) for r in small} == {
+      (lr, eps) for lr in (0.00001, 0.0001, 0.0004642, 0.0021544)
+      for eps in (0.0001, 0.001, 0.01)}
+  assert {r.config.eval_every for r in small} == {15_000}  # the budget's
+
+
 def test_long_budget_is_dqn_against_sn2_over_2m_steps(tmp_path):
   plan = experiments.dqn_study_plan("layers", "long", str(tmp_path))
   assert len(plan) == 4 * 2 * 3
@@ -164,7 +205,7 @@ def test_dqn_study_cells_hold_the_papers_values(tmp_path):
 
 
 @pytest.mark.parametrize("args,match", [
-    (("tiny", "paper"), r"study='tiny' is not allowed; allowed: layers, sizes, smoothness, schedulers"),
+    (("tiny", "paper"), r"study='tiny' is not allowed; allowed: layers, sizes, smoothness, schedulers, optimizer"),
     (("layers", "huge"), r"budget='huge' is not allowed; allowed: paper, long, medium, small"),
     (("sizes", "long"), r"study='sizes' is not allowed at budget='long'; allowed: layers"),
 ])

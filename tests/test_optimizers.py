@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from sn_tf.optimizers import (DivGradAdam, DivGradRMSprop, DivGradSGD, MulEpsAdam,
-                              ReferenceAdam, divgrad)
+                              ReferenceAdam, ReferenceRMSprop, divgrad)
 
 
 def run(optimizer, steps=25, seed=0):
@@ -193,3 +193,54 @@ def test_jit_compiled_update_steps_share_no_tensors():
   opt = ReferenceAdam(epsilon_placement="keras", **kw)
   opt.jit_compile = True
   assert_close(run(opt), run(tf.keras.optimizers.legacy.Adam(**kw)), rtol=1e-5)
+
+
+def _torch_rmsprop(steps, lr, alpha, eps, centered, seed=0):
+  """PyTorch's RMSprop update (momentum 0) in float64 NumPy on ``run``'s
+  problem: v = a v + (1 - a) g^2; with centering g_avg likewise and
+  v - g_avg^2 in the root; w -= lr g / (sqrt(.) + eps)."""
+  rng = np.random.default_rng(seed)
+  w = rng.normal(size=(5, 3)).astype(np.float32).astype(np.float64)
+  b = rng.normal(size=(3,)).astype(np.float32).astype(np.float64)
+  x = rng.normal(size=(16, 5)).astype(np.float32).astype(np.float64)
+  y = rng.normal(size=(16, 3)).astype(np.float32).astype(np.float64)
+  params = [w, b]
+  v = [np.zeros_like(p) for p in params]
+  avg = [np.zeros_like(p) for p in params]
+  for _ in range(steps):
+    r = x @ w + b - y
+    grads = [2 * x.T @ r / r.size, 2 * r.sum(axis=0) / r.size]
+    for i, (p, g) in enumerate(zip(params, grads)):
+      v[i] = alpha * v[i] + (1 - alpha) * g * g
+      second = v[i]
+      if centered:
+        avg[i] = alpha * avg[i] + (1 - alpha) * g
+        second = v[i] - avg[i] ** 2
+      p -= lr * g / (np.sqrt(second) + eps)
+  return params
+
+
+@pytest.mark.parametrize("centered", [False, True])
+def test_reference_rmsprop_is_pytorchs(centered):
+  kw = dict(learning_rate=1e-3, rho=0.95, epsilon=0.01, centered=centered)
+  got = run(ReferenceRMSprop(epsilon_placement="reference", **kw))
+  want = _torch_rmsprop(25, 1e-3, 0.95, 0.01, centered)
+  assert_close(got, want, rtol=1e-5)
+  # Keras' placement is a different function of eps, not a rescaling.
+  keras = run(ReferenceRMSprop(epsilon_placement="keras", **kw))
+  assert not np.allclose(keras[0], want[0], rtol=1e-3)
+
+
+def test_keras_placement_is_keras_rmsprop_exactly():
+  kw = dict(learning_rate=1e-2, rho=0.9, epsilon=1e-7)
+  for centered in (False, True):
+    for x, y in zip(run(ReferenceRMSprop(centered=centered, **kw)),
+                    run(tf.keras.optimizers.RMSprop(centered=centered, **kw))):
+      np.testing.assert_array_equal(x, y)
+  with pytest.raises(ValueError, match="epsilon_placement must be one of"):
+    ReferenceRMSprop(epsilon_placement="torch")
+  with pytest.raises(ValueError, match="momentum must be 0"):
+    ReferenceRMSprop(momentum=0.9, epsilon_placement="reference")
+  config = ReferenceRMSprop(epsilon_placement="reference", rho=0.95).get_config()
+  again = ReferenceRMSprop.from_config(config)
+  assert (again.epsilon_placement, again.rho) == ("reference", 0.95)

@@ -84,11 +84,14 @@ def build_optimizer(config: TrainConfig, rho: Optional[schedulers.SpectralRho]):
       return optimizers.MulEpsAdam(rho=rho, **kwargs)
     return optimizers.ReferenceAdam(**kwargs)
   if config.optimizer == "rmsprop":
+    kwargs = dict(learning_rate=config.lr, rho=config.rmsprop_rho,
+                  epsilon=config.rmsprop_eps, centered=config.rmsprop_centered,
+                  epsilon_placement=config.rmsprop_epsilon_placement)
     if config.scheduler == "divgrad":
       if "rho" in divgrad:
         divgrad["spectral_rho"] = divgrad.pop("rho")
-      return optimizers.DivGradRMSprop(learning_rate=config.lr, **divgrad)
-    return tf.keras.optimizers.RMSprop(learning_rate=config.lr)
+      return optimizers.DivGradRMSprop(**kwargs, **divgrad)
+    return optimizers.ReferenceRMSprop(**kwargs)
   if config.scheduler == "divgrad":
     return optimizers.DivGradSGD(learning_rate=config.lr, **divgrad)
   return tf.keras.optimizers.SGD(learning_rate=config.lr)

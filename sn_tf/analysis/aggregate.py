@@ -607,6 +607,70 @@ def plot_smoothness_vs_score(rows: Sequence[Dict[str, Any]], runset: "RunSet",
   return True
 
 
+def adam_grid(rows: Sequence[Dict[str, Any]], runset: "RunSet"
+              ) -> Dict[str, Tuple[List[float], List[float], np.ndarray]]:
+  """The optimiser study's Adam grid: ``{spectral: (lrs, epss, [lr, eps])}``.
+
+  A cell's value is its mean final score over seeds divided by the best
+  cell's on the same task (game and net: 1.0 is the best setting there),
+  then averaged over tasks; NaN where a cell has no run. Only Adam runs
+  count; ``{}`` when the runs do not vary Adam's lr and epsilon.
+  """
+  configs = {r["dir"]: r["config"] for r in runset.runs}
+  adam = [dict(r, c=configs[r["run_dir"]]) for r in rows
+          if configs[r["run_dir"]].get("optimizer", "adam") == "adam"
+          and "lr" in configs[r["run_dir"]]
+          and "adam_eps" in configs[r["run_dir"]]]
+  lrs = sorted({r["c"]["lr"] for r in adam})
+  epss = sorted({r["c"]["adam_eps"] for r in adam})
+  if len(lrs) < 2 or len(epss) < 2:
+    return {}
+  cell_means: Dict[Tuple[str, str, float, float], float] = {}
+  for key in {(r["task"], r["c"].get("spectral", "none"), r["c"]["lr"],
+               r["c"]["adam_eps"]) for r in adam}:
+    cell_means[key] = float(np.mean([
+        r["score"] for r in adam if (r["task"], r["c"].get("spectral", "none"),
+                                     r["c"]["lr"], r["c"]["adam_eps"]) == key]))
+  best = {}
+  for (task, _, _, _), value in cell_means.items():
+    best[task] = max(best.get(task, -np.inf), value)
+  out = {}
+  for spec in sorted({k[1] for k in cell_means}, key=lambda s: (s != "none", len(s), s)):
+    grid = np.full((len(lrs), len(epss)), np.nan)
+    for i, lr in enumerate(lrs):
+      for j, eps in enumerate(epss):
+        values = [v / best[t] for (t, sp, l, e), v in cell_means.items()
+                  if sp == spec and l == lr and e == eps and best[t] > 0]
+        if values:
+          grid[i, j] = float(np.mean(values))
+    out[spec] = (lrs, epss, grid)
+  return out
+
+
+def plot_adam_grid(grids, out_png: str) -> None:
+  """One heat map per SN setting of ``adam_grid``'s values over lr x eps."""
+  plt = _plt()
+  fig, axes = plt.subplots(1, len(grids), figsize=(4 * len(grids), 3.6),
+                           squeeze=False)
+  for ax, (spec, (lrs, epss, grid)) in zip(axes[0], grids.items()):
+    image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", origin="lower",
+                      aspect="auto")
+    for i in range(len(lrs)):
+      for j in range(len(epss)):
+        if np.isfinite(grid[i, j]):
+          ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center",
+                  fontsize="x-small", color="w" if grid[i, j] < 0.6 else "k")
+    ax.set_xticks(range(len(epss)), [f"{e:g}" for e in epss], fontsize="x-small")
+    ax.set_yticks(range(len(lrs)), [f"{l:g}" for l in lrs], fontsize="x-small")
+    ax.set_xlabel("Adam epsilon")
+    ax.set_title("DQN" if spec == "none" else f"SN[{spec}]")
+  axes[0, 0].set_ylabel("learning rate")
+  fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8,
+               label="final score / best cell's (per task)")
+  fig.savefig(out_png, dpi=120, bbox_inches="tight")
+  plt.close(fig)
+
+
 def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
                  title: str = "", reps: int = BOOTSTRAP_REPS,
                  runs_name: Optional[str] = None) -> str:
@@ -809,6 +873,14 @@ def write_report(runs_root: str, out_dir: str, baseline: Optional[str] = None,
     figures.append(("score_per_model.png", "final score per net, one line per "
                     "configuration: raw per game (mean over seeds, min-max) "
                     "and normalised over games (mean, 95% CI)"))
+  grids = adam_grid(rows, runset)
+  if grids:
+    plot_adam_grid(grids, os.path.join(out_dir, "adam_grid.png"))
+    figures.append(("adam_grid.png", "the optimiser study's figure: final "
+                    "score over Adam's learning rate x epsilon, one panel per "
+                    "SN setting; each cell's mean over seeds divided by the "
+                    "best cell's on the same game (and net), averaged over "
+                    "them: does SN widen the range of good settings?"))
   if plot_smoothness_vs_score(rows, runset,
                               os.path.join(out_dir, "smoothness_vs_score.png"),
                               norm_name):

@@ -70,3 +70,18 @@ def test_acting_iterates_only_with_act_power_iteration(act_power_iteration):
   else:
     assert acting is greedy and got == want
     np.testing.assert_array_equal(_vectors(dense1)[0], before[0])
+
+
+def test_rmsprop_fields_reach_the_optimiser():
+  learner = _learner(optimizer="rmsprop", lr=1e-3, rmsprop_rho=0.95,
+                     rmsprop_eps=0.01, rmsprop_centered=True,
+                     rmsprop_epsilon_placement="reference")
+  opt = learner.optimizer
+  assert (type(opt).__name__, opt.rho, opt.epsilon, opt.centered,
+          opt.epsilon_placement) == ("ReferenceRMSprop", 0.95, 0.01, True,
+                                     "reference")
+  learner.update(next(_batches(np.random.default_rng(0), 1)))
+  divgrad = _learner(optimizer="rmsprop", spectral="none", scheduler="divgrad",
+                     rmsprop_rho=0.95, rmsprop_epsilon_placement="reference")
+  assert (type(divgrad.optimizer).__name__, divgrad.optimizer.rho,
+          divgrad.optimizer.epsilon_placement) == ("DivGradRMSprop", 0.95, "reference")

@@ -291,3 +291,28 @@ def test_report_of_a_study_in_progress_keeps_seeds_done_on_every_game(minatar_ru
   assert "Left out: 1 complete run(s) whose seed has not finished" in text
   # SN[-3] on seed 1 only: 6 / 3 on asterix and 2 / 1 on breakout.
   assert "| SN[-3] | 2 | 1 | 2.000 [2.000, 2.000]" in text
+
+
+def test_adam_grid_is_each_cells_score_over_the_best_cells(tmp_path):
+  root = str(tmp_path / "runs")
+  finals = {(1e-4, 1e-3): 4.0, (1e-4, 1e-2): 2.0, (1e-3, 1e-3): 1.0,
+            (1e-3, 1e-2): 8.0}
+  for (lr, eps), final in finals.items():
+    for spectral, scale in (("none", 1.0), ("-2", 0.5)):
+      for seed in (0, 1):
+        make_run(root, f"b/{spectral}_{lr}_{eps}_s{seed}", "minatar:breakout",
+                 seed, [0, final * scale + seed], spectral=spectral,
+                 optimizer="adam", lr=lr, adam_eps=eps)
+  runset = aggregate.RunSet.from_root(root)
+  grids = aggregate.adam_grid(runset.score_rows(), runset)
+  assert list(grids) == ["none", "-2"]
+  lrs, epss, grid = grids["none"]
+  assert (lrs, epss) == ([1e-4, 1e-3], [1e-3, 1e-2])
+  # Seeds add 0 and 1: cell means 4.5, 2.5, 1.5, 8.5; the best is 8.5.
+  np.testing.assert_allclose(grid, [[4.5 / 8.5, 2.5 / 8.5], [1.5 / 8.5, 1.0]])
+  # SN's cells are divided by the best cell of the task, DQN's 8.5.
+  np.testing.assert_allclose(grids["-2"][2], [[2.5 / 8.5, 1.5 / 8.5],
+                                              [1.0 / 8.5, 4.5 / 8.5]])
+  out = tmp_path / "report"
+  text = open(aggregate.write_report(root, str(out), reps=50)).read()
+  assert "[adam_grid.png](adam_grid.png)" in text
