@@ -67,7 +67,7 @@ def load_config(run_dir: str) -> Dict[str, Any]:
 def config_label(config: Dict[str, Any], varying: Sequence[str] = ()) -> str:
   """A readable name of a run's configuration (seed, env and net excluded).
 
-  ``DQN`` or ``C51`` (the agent) for the baseline; ``SN[-2]`` for spectral
+  ``DQN`` or ``C51`` (the agent) without SN or scheduler; ``SN[-2]`` for spectral
   normalisation of layers ``-2``, with `` k=2`` for a Lipschitz target other
   than 1 and `` leave_smaller`` when only layers with sigma > k are divided;
   ``DivGrad[-2]`` etc. for a scheduler (`` per_layer`` for DivGrad's
@@ -90,10 +90,12 @@ def config_label(config: Dict[str, Any], varying: Sequence[str] = ()) -> str:
       parts.append(str(config["scheduler_scope"]))
   if parts and config.get("leave_smaller"):
     parts.append("leave_smaller")
+  if not parts:  # no SN, no scheduler: the agent itself
+    parts.append(str(config.get("agent", "c51")).upper())
   for key in varying:
     if key not in LABEL_FIELDS:
       parts.append(f"{key}={config.get(key)}")
-  return " ".join(parts) or str(config.get("agent", "c51")).upper()
+  return " ".join(parts)
 
 
 def _sn_order(label: str) -> Tuple[int, Tuple[int, ...]]:
@@ -172,7 +174,7 @@ class RunSet:
                             model=model, task=task,
                             label=config_label(c, varying), seed=c.get("seed")))
     seen = list(dict.fromkeys(r["label"] for r in self.runs))
-    self.labels = sorted(seen, key=lambda l: (l not in ("DQN", "C51"),
+    self.labels = sorted(seen, key=lambda l: (l.split()[0] not in ("DQN", "C51"),
                                               not l.startswith("SN"),
                                               _sn_order(l), seen.index(l)))
     self.games = sorted({r["game"] for r in self.runs})
@@ -264,9 +266,10 @@ class RunSet:
     return base
 
   def baseline_label(self, baseline: Optional[str]) -> str:
-    if baseline is None:
+    if baseline is None:  # the agent without SN or scheduler, else the first
       baseline = next((l for l in ("DQN", "C51") if l in self.labels),
-                      self.labels[0])
+                      next((l for l in self.labels
+                            if l.split()[0] in ("DQN", "C51")), self.labels[0]))
     if baseline not in self.labels:
       raise ValueError(f"baseline={baseline!r} is not a configuration here; "
                        f"allowed: {', '.join(self.labels)}.")
@@ -651,7 +654,7 @@ def plot_adam_grid(grids, out_png: str) -> None:
   """One heat map per SN setting of ``adam_grid``'s values over lr x eps."""
   plt = _plt()
   fig, axes = plt.subplots(1, len(grids), figsize=(4 * len(grids), 3.6),
-                           squeeze=False)
+                           squeeze=False, sharey=True)
   for ax, (spec, (lrs, epss, grid)) in zip(axes[0], grids.items()):
     image = ax.imshow(grid, vmin=0.0, vmax=1.0, cmap="viridis", origin="lower",
                       aspect="auto")
@@ -661,7 +664,8 @@ def plot_adam_grid(grids, out_png: str) -> None:
           ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center",
                   fontsize="x-small", color="w" if grid[i, j] < 0.6 else "k")
     ax.set_xticks(range(len(epss)), [f"{e:g}" for e in epss], fontsize="x-small")
-    ax.set_yticks(range(len(lrs)), [f"{l:g}" for l in lrs], fontsize="x-small")
+    if ax is axes[0, 0]:
+      ax.set_yticks(range(len(lrs)), [f"{l:g}" for l in lrs], fontsize="x-small")
     ax.set_xlabel("Adam epsilon")
     ax.set_title("DQN" if spec == "none" else f"SN[{spec}]")
   axes[0, 0].set_ylabel("learning rate")

@@ -126,7 +126,7 @@ def test_labels_name_every_varying_field(tmp_path):
   make_run(root, "x", "minatar:breakout", 0, [1], lr=0.001)
   make_run(root, "y", "minatar:breakout", 0, [1], lr=0.002, scheduler="divgrad")
   labels = aggregate.RunSet.from_root(root).labels
-  assert labels == ["lr=0.001", "DivGrad[-2] lr=0.002"]
+  assert labels == ["C51 lr=0.001", "DivGrad[-2] lr=0.002"]
 
 
 def test_bad_inputs_are_refused_with_a_reason(tmp_path, minatar_runs):
@@ -232,6 +232,17 @@ def test_study_cells_get_distinct_readable_labels(study, expected, tmp_path):
   labels = [aggregate.config_label(c, varying) for c in configs]
   assert sorted(labels) == sorted(expected)
   assert len(set(labels)) == len(labels)
+
+
+def test_optimizer_grid_cells_get_distinct_labels_and_a_dqn_baseline(tmp_path):
+  from sn_tf import experiments  # pylint: disable=g-import-not-at-top
+  plan = experiments.dqn_study_plan("optimizer", "small", str(tmp_path))
+  configs = [json.loads(run.config.to_json()) for run in plan]
+  varying = aggregate.varying_fields(configs)
+  labels = [aggregate.config_label(c, varying) for c in configs]
+  assert len(set(labels)) == len(labels) == 36
+  assert "DQN adam_eps=0.0001 lr=1e-05" in labels
+  assert "SN[-2,-3] adam_eps=0.01 lr=0.0021544" in labels
 
 
 def test_probability_of_improvement_has_known_values(minatar_runs, tmp_path):
