@@ -1,8 +1,10 @@
-"""End-to-end MinAtar training speed: C51 (one update per env step) or DQN
-(one update per 4 env steps, the paper's MinAtar protocol).
+"""End-to-end training speed on MinAtar or Atari: C51 or DQN with the
+env's default preset (MinAtar C51: one update per env step; MinAtar DQN and
+Atari: one update per 4 env steps).
 
 For each --spectral setting: runs the real training loop (`sn_tf.train.train`)
-on MinAtar Breakout and reports env steps/s over its last --timed_windows
+on --env (MinAtar Breakout by default; on Atari with --atari_network's net
+and a 20k replay) and reports env steps/s over its last --timed_windows
 logging windows of 1,000 steps (after tracing and warm-up), plus, measured in
 the same process, the isolated compiled update, greedy act call and raw env
 step, the floor 1 / (update / update_period + act + env step), the ratio of
@@ -18,6 +20,8 @@ a profile of the update's parts. Prints the tables, then
 `e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
   python benchmarks/bench_train_loop.py [--agent c51|dqn] [--spectral none,-2]
+  python benchmarks/bench_train_loop.py --env=atari:RoadRunner \
+      [--atari_network paper|dopamine] [--threads 2]
 """
 
 import argparse
@@ -112,8 +116,10 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
   """ms of a plain Keras step of the same agent and net, no sn_tf code: the
   floor a hand-written loop would reach.
 
-  The net is ``Sequential`` Conv2D(3x3, relu)... -> Flatten -> Dense(relu)...
-  -> Dense (``config.minatar_model``); Adam; batch ``config.batch_size``.
+  The net is ``Sequential`` Conv2D(relu)... -> Flatten -> Dense(relu)...
+  -> Dense: ``config.minatar_model``'s 3x3 convs, or on Atari the Nature
+  net of ``config.atari_network`` (its padding) after a 1/255 rescaling;
+  Adam; batch ``config.batch_size``.
   The update is one ``tf.function``: target forward on the next
   observations, the target (C51: greedy next action by expected value and
   the categorical projection onto the support; DQN: max over actions), online
@@ -127,21 +133,32 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
   the ``tf.function`` itself, as a hand-written loop usually would (0.15-0.65
   ms more a call here).
   """
+  from sn_tf.config import env_suite  # pylint: disable=g-import-not-at-top
   from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
-  from sn_tf.networks import parse_minatar_model  # pylint: disable=g-import-not-at-top
-  model = parse_minatar_model(config.minatar_model)
+  from sn_tf.networks import ATARI_NETWORKS, parse_minatar_model  # pylint: disable=g-import-not-at-top
   c51 = config.agent == "c51"
   atoms = config.num_atoms if c51 else 1
   layers = tf.keras.layers
+  if env_suite(config.env) == "atari":
+    arch = ATARI_NETWORKS[config.atari_network]
+    convs = [layers.Conv2D(f, k, strides=s, padding=arch.conv_padding,
+                           activation="relu") for f, k, s in arch.conv_layers]
+    scale, fc_units = [layers.Rescaling(1.0 / 255.0)], arch.fc_units
+  else:
+    model = parse_minatar_model(config.minatar_model)
+    convs = [layers.Conv2D(f, 3, activation="relu") for f in model.conv_filters]
+    scale, fc_units = [], model.fc_units
 
   def net():
-    stack = [layers.Conv2D(f, 3, activation="relu") for f in model.conv_filters]
-    stack += [layers.Flatten()]
-    stack += [layers.Dense(u, activation="relu") for u in model.fc_units]
+    stack = scale + convs_copy() + [layers.Flatten()]
+    stack += [layers.Dense(u, activation="relu") for u in fc_units]
     stack += [layers.Dense(num_actions * atoms)]
     n = tf.keras.Sequential(stack)
     n.build((None,) + tuple(obs_shape))
     return n
+
+  def convs_copy():
+    return [type(c).from_config(c.get_config()) for c in convs]
 
   online, target = net(), net()
   optimizer = tf.keras.optimizers.Adam(config.lr, epsilon=config.adam_eps)
@@ -236,25 +253,39 @@ def floor_steps_per_s(times, env_ms, update_period):
   return 1e3 / (times["train"] / update_period + times["act"] + env_ms)
 
 
+# Replay of the Atari runs: the preset's 1M frames would take 7 GB.
+ATARI_REPLAY = 20_000
+
+
 def loop_overrides(args, spectral: str):
   """The timed run's fields beyond the default preset of ``args.agent``."""
   # Epsilon at its final 0.01 from step 1,500, so the timed window acts
   # greedily (the presets decay over 250k steps: a short run would time
   # mostly random actions, which skip the act call).
-  return dict(agent=args.agent, spectral=spectral, num_steps=args.steps,
-              learning_starts=500, epsilon_decay_steps=1000,
-              log_every=LOG_EVERY, eval_every=args.steps, eval_episodes=1,
-              eval_max_episode_steps=100, tf_threads=args.threads,
-              num_envs=args.num_envs)
+  values = dict(agent=args.agent, spectral=spectral, num_steps=args.steps,
+                learning_starts=500, epsilon_decay_steps=1000,
+                log_every=LOG_EVERY, eval_every=args.steps, eval_episodes=1,
+                eval_max_episode_steps=100, tf_threads=args.threads,
+                num_envs=args.num_envs)
+  if args.env.startswith("atari:"):
+    values.update(replay_capacity=ATARI_REPLAY,
+                  atari_network=args.atari_network)
+  return values
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--env", default="minatar:breakout",
+                      help="minatar:<game> or atari:<Game>")
+  parser.add_argument("--atari_network", default="paper",
+                      choices=["paper", "dopamine"],
+                      help="the Atari net (Atari envs only)")
   parser.add_argument("--spectral", default="none,-2",
                       help="comma-separated list; use ';' to separate multi-layer specs")
   parser.add_argument("--agent", default="c51", choices=["c51", "dqn"],
-                      help="c51: one update per env step (preset minatar); "
-                      "dqn: one per 4 (preset minatar_dqn)")
+                      help="the agent, on the env's default preset (MinAtar "
+                      "c51: minatar, one update per env step; dqn: "
+                      "minatar_dqn, one per 4; Atari: atari, one per 4)")
   parser.add_argument("--steps", type=int, default=6000)
   parser.add_argument("--timed_windows", type=int, default=3,
                       help="logging windows of 1,000 steps timed at the end "
@@ -285,14 +316,19 @@ def main():
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
 
-  preset = default_preset("minatar:breakout", args.agent)
+  try:
+    preset = default_preset(args.env, args.agent)
+  except ValueError as e:
+    parser.error(f"--{e}")
   threads = tf.config.threading.get_intra_op_parallelism_threads()
   if threads != args.threads:
     raise RuntimeError(f"--threads={args.threads} not applied: TensorFlow "
                        f"runs with {threads} intra-op threads.")
+  net = (f"net {args.atari_network}, replay {ATARI_REPLAY}, "
+         if args.env.startswith("atari:") else "")
   print(f"TF {tf.__version__}, tf_threads={args.threads}, "
-        f"num_envs={args.num_envs}, MinAtar Breakout, {args.agent} "
-        f"(preset {preset}), batch 32, {args.steps} steps per run, e2e "
+        f"num_envs={args.num_envs}, {args.env}, {args.agent} "
+        f"(preset {preset}), {net}batch 32, {args.steps} steps per run, e2e "
         f"over the last {args.timed_windows * LOG_EVERY}")
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
             f"{'act ms':>7s} {'env ms':>7s} {'floor steps/s':>14s} "
@@ -304,8 +340,7 @@ def main():
   for spec in specs:
     root = tempfile.mkdtemp(prefix="bench_train_loop_")
     try:
-      config = make_config("minatar:breakout", root,
-                           **loop_overrides(args, spec))
+      config = make_config(args.env, root, **loop_overrides(args, spec))
       # The plain-Keras step, timed before and after the project's loop.
       probe = make_env(config.env, seed=0, training=True)
       obs_shape = tuple(probe.observation_spec().shape)

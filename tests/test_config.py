@@ -227,8 +227,10 @@ def test_benchmark_builds_the_one_config(tmp_path):
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   bench = _load(os.path.join(repo, "benchmarks", "bench_train_loop.py"),
                 "bench_train_loop")
-  for agent in ("c51", "dqn"):
-    args = argparse.Namespace(agent=agent, steps=5_000, threads=1, num_envs=1)
-    config = make_config("minatar:breakout", str(tmp_path),
-                         **bench.loop_overrides(args, "-2"))
-    assert config.preset == default_preset("minatar:breakout", agent)
+  for env in ("minatar:breakout", "atari:Pong"):
+    for agent in ("c51", "dqn"):
+      args = argparse.Namespace(env=env, agent=agent, steps=5_000, threads=1,
+                                num_envs=1, atari_network="dopamine")
+      config = make_config(env, str(tmp_path), **bench.loop_overrides(args, "-2"))
+      assert config.preset == default_preset(env, agent)
+  assert (config.atari_network, config.replay_capacity) == ("dopamine", 20_000)
