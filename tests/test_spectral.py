@@ -495,3 +495,31 @@ def test_next_estimate_is_what_the_next_training_call_uses(make, shape):
     np.testing.assert_array_equal(a, b)
   layer(x, training=True)
   np.testing.assert_allclose(estimate, layer.sigma.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize("active", [True, False])
+def test_conv_input_scale_is_folded_into_the_kernel(active):
+  """conv(s x, W_hat) computed as conv(x, s W_hat): the same outputs and
+  kernel gradients up to rounding, and the same sigma (the norm of W)."""
+  x = tf.random.stateless_uniform((4, 12, 12, 3), seed=[7, 8], maxval=255.0)
+  plain = SNConv2D(5, 4, strides=2, active=active)
+  folded = SNConv2D(5, 4, strides=2, active=active, input_scale=1 / 255.0)
+  plain.build(x.shape)
+  folded.build(x.shape)
+  for a, b in zip(folded.weights, plain.weights):
+    a.assign(b)
+
+  def out_and_grad(layer, inputs):
+    with tf.GradientTape() as tape:
+      y = layer(inputs, training=True)
+      loss = tf.reduce_sum(tf.square(y))
+    return y, tape.gradient(loss, layer.kernel)
+
+  want, want_grad = out_and_grad(plain, x / 255.0)
+  got, got_grad = out_and_grad(folded, x)
+  np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(got_grad, want_grad, rtol=1e-4, atol=1e-6)
+  np.testing.assert_allclose(folded.sigma.numpy(), plain.sigma.numpy(), rtol=1e-6)
+  assert SNConv2D.from_config(folded.get_config()).input_scale == 1 / 255.0
+  with pytest.raises(ValueError, match="input_scale must be a finite number > 0"):
+    SNConv2D(5, 3, input_scale=0.0)

@@ -98,9 +98,11 @@ class SNQNetwork(network.Network):
 
     self._sn_layers: List[tf.keras.layers.Layer] = []
     for i, (filters, kernel, stride) in enumerate(conv_layers):
+      # obs_scale is folded into the first conv's kernel.
       self._sn_layers.append(SNConv2D(
           filters, kernel, strides=stride, padding=conv_padding,
           norm=conv_norm, active=i in self._selection.normalised,
+          input_scale=self._obs_scale if i == 0 else 1.0,
           kernel_initializer=initializer(), name=f"conv{i}", **sn_args))
     self._flatten = tf.keras.layers.Flatten()
     for j, units in enumerate(fc_units + (self._num_actions * outputs_per_action,)):
@@ -182,7 +184,7 @@ class SNQNetwork(network.Network):
   def _forward(self, observation, training):
     """``(features [B, F], outputs [B, A * outputs_per_action])`` before DivOut."""
     x = tf.cast(observation, tf.float32)
-    if self._obs_scale != 1.0:
+    if self._obs_scale != 1.0 and not self._num_conv:  # else the first conv's
       x = x * self._obs_scale
     scale = tf.constant(1.0)  # product of the SN divisors so far
     last = len(self._sn_layers) - 1

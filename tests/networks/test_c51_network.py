@@ -97,9 +97,11 @@ def test_atari_input_scaling():
   x = np.random.RandomState(0).randint(0, 256, (2, 84, 84, 4)).astype(np.uint8)
   net(x)
   conv = net.sn_layers[0]
-  # The layers are linear; the network applies ReLU between them.
+  # The layers are linear; the network applies ReLU between them. The
+  # 1/255 is the first conv's (folded into its kernel): it takes raw pixels.
+  assert conv.input_scale == 1 / 255.0
   h = tf.nn.conv2d(x.astype(np.float32) / 255.0, conv.kernel, 4, "VALID") + conv.bias
-  np.testing.assert_allclose(conv(x.astype(np.float32) / 255.0).numpy(), h.numpy(),
+  np.testing.assert_allclose(conv(x.astype(np.float32)).numpy(), h.numpy(),
                              rtol=1e-5, atol=1e-6)
 
 
