@@ -179,3 +179,60 @@ def markdown_table(rows: Sequence[Dict[str, object]], metric: str) -> str:
     lines.append(f"| {r['label']} | {r['runs']} | {r['step']} | {r['mean']:.3f} "
                  f"| [{r['ci_low']:.3f}, {r['ci_high']:.3f}] | {per_run} |")
   return "\n".join(lines) + "\n"
+
+
+def logged_scalars(run_dir: str, tags: Sequence[str]) -> Dict[str, Dict[int, float]]:
+  """``{tag: {step: value}}`` of the TensorBoard scalars a run logged under
+  ``<run_dir>/train`` (every ``log_every`` steps). A step logged twice (a
+  resumed run logs again the windows after its checkpoint) keeps its last
+  value, in the order the event files were written."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  paths = sorted(tf.io.gfile.glob(os.path.join(run_dir, "train", "events.out.*")),
+                 key=lambda p: (os.path.getmtime(p), p))
+  if not paths:
+    raise ValueError(f"run directory {run_dir!r} has no TensorBoard logs "
+                     "under train/.")
+  out: Dict[str, Dict[int, float]] = {tag: {} for tag in tags}
+  for path in paths:
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag in out:
+          out[value.tag][int(event.step)] = float(tf.make_ndarray(value.tensor))
+  return out
+
+
+def iteration_train_returns(run_dir: str, iteration_steps: int
+                            ) -> List[Dict[str, float]]:
+  """The mean return of the training episodes that ended in each iteration
+  of ``iteration_steps`` env steps (Dopamine's per-iteration training
+  return), from the logging windows' ``train/return`` (mean of the window's
+  episodes) and ``train/episodes`` (their number).
+
+  Returns:
+    ``[{"iteration", "first_step", "last_step", "episodes", "return"}]``,
+    iteration ``k`` covering steps ``(k N, (k + 1) N]``; ``return`` is NaN
+    for an iteration in which no episode ended. Only iterations whose last
+    window was logged are listed.
+
+  Raises:
+    ValueError: the logging period does not divide ``iteration_steps``.
+  """
+  scalars = logged_scalars(run_dir, ("train/return", "train/episodes"))
+  episodes = scalars["train/episodes"]
+  if not episodes:
+    raise ValueError(f"run directory {run_dir!r} logged no train/episodes.")
+  steps = sorted(episodes)
+  period = steps[0] if len(steps) == 1 else int(np.min(np.diff(steps)))
+  if iteration_steps % period:
+    raise ValueError(f"iteration_steps={iteration_steps} is not a multiple of "
+                     f"the run's logging period ({period} steps).")
+  rows = []
+  for k in range(steps[-1] // iteration_steps):
+    lo, hi = k * iteration_steps, (k + 1) * iteration_steps
+    window = [s for s in steps if lo < s <= hi]
+    n = sum(episodes[s] for s in window)
+    total = sum(episodes[s] * scalars["train/return"][s] for s in window
+                if episodes[s] > 0)
+    rows.append(dict(iteration=k, first_step=lo + 1, last_step=hi,
+                     episodes=int(n), **{"return": total / n if n else float("nan")}))
+  return rows

@@ -110,3 +110,37 @@ def test_separation_step_is_where_the_intervals_stay_apart():
   a[:, 2] = [2, 3]
   assert curves.separation_step(steps, a, b) == 20
   assert curves.separation_step(steps, b, b) is None
+
+
+def _log_windows(run_dir, windows):
+  """TensorBoard scalars as the runner logs them: (step, episodes, mean)."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  writer = tf.summary.create_file_writer(os.path.join(run_dir, "train"))
+  with writer.as_default():
+    for step, episodes, mean in windows:
+      tf.summary.scalar("train/episodes", float(episodes), step=step)
+      if episodes:
+        tf.summary.scalar("train/return", mean, step=step)
+  writer.flush()
+
+
+def test_iteration_train_returns_weight_windows_by_their_episodes(tmp_path):
+  run = str(tmp_path / "run")
+  # Iteration 0 (steps 1-200): 2 episodes averaging 10 and 1 of 40: 20.
+  # Iteration 1: no episode ends in its first window: (3 * 6) / 3 = 6.
+  _log_windows(run, [(100, 2, 10.0), (200, 1, 40.0), (300, 0, 0.0),
+                     (400, 3, 6.0), (500, 1, 1.0)])
+  rows = curves.iteration_train_returns(run, 200)
+  assert [(r["iteration"], r["first_step"], r["last_step"], r["episodes"])
+          for r in rows] == [(0, 1, 200, 3), (1, 201, 400, 3)]
+  assert [r["return"] for r in rows] == pytest.approx([20.0, 6.0])
+  with pytest.raises(ValueError, match="not a multiple of the run's logging period"):
+    curves.iteration_train_returns(run, 250)
+
+
+def test_a_resumed_run_keeps_the_last_logged_window(tmp_path):
+  run = str(tmp_path / "run")
+  _log_windows(run, [(100, 1, 5.0), (200, 1, 99.0)])
+  _log_windows(run, [(200, 1, 7.0)])  # the resumed run logs step 200 again
+  rows = curves.iteration_train_returns(run, 200)
+  assert rows[0]["return"] == pytest.approx(6.0)
