@@ -152,7 +152,9 @@ class TrainConfig:
   rmsprop_epsilon_placement: str = _field(
       "keras", "RMSprop epsilon: keras (g / sqrt(v + eps)) or reference "
       "(PyTorch, the paper's code: g / (sqrt(v) + eps)).")
-  scheduler: str = _field("none", "Spectral scheduler: none, divout, divgrad, muleps.")
+  scheduler: str = _field(
+      "none", "Spectral scheduler: none, divout, divgrad, muleps, divlr "
+      "(docs/schedulers.md).")
   scheduler_layers: str = _field("-2", "Layers whose rho the scheduler uses (grammar).")
   scheduler_scope: str = _field("global", "DivGrad scope: global or per_layer.")
   # Environment.
@@ -361,39 +363,13 @@ def validate(c: TrainConfig) -> None:
   num_layers = network_layer_count(suite, minatar_model=c.minatar_model,
                                    atari_network=c.atari_network)
   spectral = parse_layer_selection(c.spectral, num_layers, flag="spectral")
-  _validate_scheduler(c, spectral, num_layers)
-
-
-def _validate_scheduler(c: TrainConfig, spectral, num_layers: int) -> None:
-  """Optimiser/scheduler fields, and combinations that cannot work."""
   # pylint: disable=g-import-not-at-top
-  from sn_tf.networks import parse_layer_selection
-  from sn_tf.optimizers import EPSILON_PLACEMENTS, SCOPES
-  from sn_tf.schedulers import SCHEDULERS
+  from sn_tf import schedulers
+  from sn_tf.optimizers import EPSILON_PLACEMENTS
   # pylint: enable=g-import-not-at-top
   _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer,
          f"allowed: {', '.join(OPTIMIZERS)}")
   for name in ("adam_epsilon_placement", "rmsprop_epsilon_placement"):
     _check(getattr(c, name) in EPSILON_PLACEMENTS, name, getattr(c, name),
            f"allowed: {', '.join(EPSILON_PLACEMENTS)}")
-  _check(c.scheduler in SCHEDULERS, "scheduler", c.scheduler,
-         f"allowed: {', '.join(SCHEDULERS)}")
-  _check(c.scheduler_scope in SCOPES, "scheduler_scope", c.scheduler_scope,
-         f"allowed: {', '.join(SCOPES)}")
-  if c.scheduler == "none":
-    return
-  layers = parse_layer_selection(c.scheduler_layers, num_layers,
-                                 flag="scheduler_layers")
-  _check(bool(layers.selected), "scheduler_layers", c.scheduler_layers,
-         f"at least one layer for scheduler={c.scheduler}")
-  both = sorted(layers.selected & spectral.normalised)
-  _check(not both, "scheduler", c.scheduler,
-         f"not together with active SN on the same layers ({both} are in both "
-         f"--scheduler_layers={c.scheduler_layers!r} and --spectral={c.spectral!r}); "
-         "schedulers act on unnormalised layers")
-  _check(c.scheduler != "muleps" or c.optimizer == "adam", "scheduler",
-         c.scheduler, f"muleps scales Adam's epsilon: it needs optimizer=adam, "
-         f"got optimizer={c.optimizer!r}")
-  _check(c.scheduler_scope == "global" or c.scheduler == "divgrad",
-         "scheduler_scope", c.scheduler_scope,
-         f"per_layer exists for scheduler=divgrad only, got scheduler={c.scheduler!r}")
+  schedulers.validate(c, spectral, num_layers)

@@ -23,12 +23,12 @@ from sn_tf import files
 from sn_tf import sweeps
 from sn_tf.config import make_config
 from sn_tf.envs import MINATAR_GAMES
+from sn_tf.schedulers import PAPER_SCHEDULERS
 from sn_tf.sweeps import PlannedRun
 
 # The reference code's MinAtar layer sweep (docs/layers.md#selection-grammar),
 # "none" = the baseline.
 PAPER_LAYER_SWEEP = ("none", "-1", "-2", "-3", "-1,-2", "-2,-3", "-1,-2,-3")
-SCHEDULERS = ("divout", "divgrad", "muleps")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,7 +113,7 @@ def study_plan(budget: str, out_dir: str, *,
     ValueError: naming the argument, the value and what is allowed.
   """
   b, games, seeds = _budget_games_seeds(BUDGETS, budget, games, seeds)
-  variants = [(s, "none") for s in b.layer_sweep] + [("none", s) for s in SCHEDULERS]
+  variants = [(s, "none") for s in b.layer_sweep] + [("none", s) for s in PAPER_SCHEDULERS]
   names = [config_name(*v) for v in variants]
   if configs is not None:
     unknown = sorted(set(configs) - set(names))

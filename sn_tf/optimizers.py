@@ -8,6 +8,8 @@ With rho = prod_{i in S} sigma_i / K tracked on an unnormalised network:
 * MulEps (Adam only): plain gradients, Adam's epsilon multiplied by rho.
   Since (g/rho) / (sqrt(v/rho^2) + eps) = g / (sqrt(v) + rho*eps), DivGrad-Adam
   and MulEps-Adam agree step for step when rho is constant.
+* DivLR (Adam only): each tracked layer's variables step with learning rate
+  lr / rho_i.
 
 ``rho`` is read at every step from a ``tf.Variable``, a float, or a
 zero-argument callable returning a scalar tensor (e.g.
@@ -234,6 +236,61 @@ class MulEpsAdam(ReferenceAdam):
   def get_config(self):
     config = super().get_config()
     config["rho"] = self.rho if isinstance(self.rho, (float, int)) else None
+    return config
+
+
+@tf.keras.utils.register_keras_serializable(package="sn_tf")
+class DivLRAdam(ReferenceAdam):
+  """DivLR: Adam whose learning rate for each group of variables is
+  ``lr / rho_i`` at each step (the paper code's learning-rate variant, with
+  ``rho_i = max(sigma_i / K, 1)`` of one tracked layer per group); other
+  variables step with ``lr``.
+
+  Unlike DivGrad, this is not a rescaling of the gradients: Adam normalises
+  gradient scale away, but not the learning rate.
+
+  Args:
+    layer_rhos: ``[(variables, rho_i source), ...]``, one group per layer
+      (sources as in the module docstring). Not serialised: ``get_config``
+      stores None and the caller sets ``layer_rhos`` after ``from_config``.
+    **kwargs: ``ReferenceAdam``'s arguments.
+  """
+
+  def __init__(self, *args, layer_rhos: Optional[Sequence[Tuple[
+      Sequence[tf.Variable], RhoSource]]] = None, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.layer_rhos = [(list(variables), _check_rho(source, "layer_rhos[i][1]"))
+                       for variables, source in (layer_rhos or [])]
+
+  def build(self, var_list):
+    super().build(var_list)
+    if not hasattr(self, "_group_rhos"):
+      # Each group's rho of the current step, read once before any variable
+      # is updated (a callable rho would otherwise see stepped kernels).
+      self._group_rhos = [self.add_variable(shape=(), dtype=tf.float32,
+                                            initializer="ones",
+                                            name=f"group_rho_{i}")
+                          for i in range(len(self.layer_rhos))]
+      self._group_of = {v.ref(): i for i, (variables, _) in enumerate(self.layer_rhos)
+                        for v in variables}
+
+  def apply_gradients(self, grads_and_vars, *args, **kwargs):
+    grads_and_vars = list(grads_and_vars)
+    self.build([v for _, v in grads_and_vars])
+    for (_, source), step_rho in zip(self.layer_rhos, self._group_rhos):
+      step_rho.assign(read_rho(source))
+    return super().apply_gradients(grads_and_vars, *args, **kwargs)
+
+  def _scalars(self, variable):
+    lr, *rest = super()._scalars(variable)
+    group = self._group_of.get(variable.ref())
+    if group is not None:
+      lr = lr / tf.cast(self._group_rhos[group], lr.dtype)
+    return (lr, *rest)
+
+  def get_config(self):
+    config = super().get_config()
+    config["layer_rhos"] = None
     return config
 
 

@@ -105,6 +105,7 @@ def test_overrides_and_json_round_trip():
     ("minatar:breakout", dict(sticky_action_prob=-0.1), r"sticky_action_prob=-0.1"),
     ("minatar:breakout", dict(atari_protocol="x"), r"atari_protocol='x' .*paper, dopamine"),
     ("atari:Pong", dict(atari_network="nature"), r"atari_network='nature' is not allowed; allowed: paper, dopamine"),
+    ("minatar:breakout", dict(scheduler="divlr", optimizer="sgd"), r"scheduler='divlr' is not allowed; divlr scales Adam's learning rate per layer: it needs optimizer=adam"),
     ("minatar:breakout", dict(rmsprop_rho=1.0), r"rmsprop_rho=1.0 is not allowed; a number in \[0, 1\)"),
     ("minatar:breakout", dict(rmsprop_eps=0.0), r"rmsprop_eps=0.0 is not allowed; a number > 0"),
     ("minatar:breakout", dict(rmsprop_epsilon_placement="torch"), r"rmsprop_epsilon_placement='torch' is not allowed; allowed: keras, reference"),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from sn_tf.optimizers import (DivGradAdam, DivGradRMSprop, DivGradSGD, MulEpsAdam,
-                              ReferenceAdam, ReferenceRMSprop, divgrad)
+from sn_tf.optimizers import (DivGradAdam, DivGradRMSprop, DivGradSGD, DivLRAdam,
+                              MulEpsAdam, ReferenceAdam, ReferenceRMSprop, divgrad)
 
 
 def run(optimizer, steps=25, seed=0):
@@ -244,3 +244,54 @@ def test_keras_placement_is_keras_rmsprop_exactly():
   config = ReferenceRMSprop(epsilon_placement="reference", rho=0.95).get_config()
   again = ReferenceRMSprop.from_config(config)
   assert (again.epsilon_placement, again.rho) == ("reference", 0.95)
+
+
+def _adam_by_hand(lrs, steps, eps=1e-3, b1=0.9, b2=0.999, seed=0):
+  """PyTorch's Adam in float64 on ``run``'s problem, with learning rate
+  ``lrs[i]`` for parameter i (w, b): the paper code's per-group rates."""
+  rng = np.random.default_rng(seed)
+  w = rng.normal(size=(5, 3)).astype(np.float32).astype(np.float64)
+  b = rng.normal(size=(3,)).astype(np.float32).astype(np.float64)
+  x = rng.normal(size=(16, 5)).astype(np.float32).astype(np.float64)
+  y = rng.normal(size=(16, 3)).astype(np.float32).astype(np.float64)
+  params = [w, b]
+  m = [np.zeros_like(p) for p in params]
+  v = [np.zeros_like(p) for p in params]
+  for t in range(1, steps + 1):
+    r = x @ w + b - y
+    grads = [2 * x.T @ r / r.size, 2 * r.sum(axis=0) / r.size]
+    for i, (p, g) in enumerate(zip(params, grads)):
+      m[i] = b1 * m[i] + (1 - b1) * g
+      v[i] = b2 * v[i] + (1 - b2) * g * g
+      m_hat, v_hat = m[i] / (1 - b1 ** t), v[i] / (1 - b2 ** t)
+      p -= lrs[i] * m_hat / (np.sqrt(v_hat) + eps)
+  return params
+
+
+def test_divlr_steps_each_group_with_lr_over_its_rho():
+  """The kernel's group gets lr / 4 (rho 4), the bias the plain lr."""
+  holder = {}
+
+  class Grouped(DivLRAdam):
+    def build(self, var_list):
+      if not self.layer_rhos:  # the kernel of run()'s problem is created first
+        self.layer_rhos = [([var_list[0]], holder.setdefault("rho", tf.Variable(4.0)))]
+      super().build(var_list)
+
+  got = run(Grouped(learning_rate=1e-2, epsilon=1e-3), steps=25)
+  want = _adam_by_hand([1e-2 / 4, 1e-2], 25)
+  assert_close(got, want, rtol=1e-5)
+  plain = run(ReferenceAdam(learning_rate=1e-2, epsilon=1e-3), steps=25)
+  assert not np.allclose(got[0], plain[0], rtol=1e-3)  # the rate matters
+
+
+def test_divlr_with_rho_one_is_adam_exactly():
+  class Grouped(DivLRAdam):
+    def build(self, var_list):
+      if not self.layer_rhos:
+        self.layer_rhos = [(list(var_list), 1.0)]
+      super().build(var_list)
+
+  kw = dict(learning_rate=1e-2, epsilon=1e-3)
+  for x, y in zip(run(Grouped(**kw)), run(ReferenceAdam(**kw))):
+    np.testing.assert_array_equal(x, y)

@@ -23,12 +23,10 @@ import tensorflow as tf
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
 
-from sn_tf import optimizers
 from sn_tf import schedulers
 from sn_tf.config import TrainConfig
 from sn_tf.envs import parse_env_id
-from sn_tf.networks import (SNQNetwork, atari_network, minatar_network,
-                            parse_layer_selection)
+from sn_tf.networks import SNQNetwork, atari_network, minatar_network
 
 
 def build_network(config: TrainConfig, observation_spec, action_spec,
@@ -39,8 +37,8 @@ def build_network(config: TrainConfig, observation_spec, action_spec,
                 conv_norm=config.conv_norm, lipschitz_k=config.lipschitz_k,
                 leave_smaller=config.leave_smaller,
                 power_iterations=config.power_iterations,
-                divout_layers=(config.scheduler_layers
-                               if config.scheduler == "divout" else "none"))
+                divout_layers=(config.scheduler_layers if schedulers.SCHEDULERS[
+                    config.scheduler].divides_output() else "none"))
   if parse_env_id(config.env)[0] == "minatar":
     return minatar_network(observation_spec, action_spec,
                            model=config.minatar_model, **kwargs)
@@ -51,50 +49,6 @@ def build_network(config: TrainConfig, observation_spec, action_spec,
 # Power-iteration steps a log-only layer takes when its sigma is read (from
 # the vectors of the previous read, on the current kernel).
 LOG_ONLY_ITERATIONS = 20
-
-
-def scheduler_rho(config: TrainConfig, network: SNQNetwork
-                  ) -> Optional[schedulers.SpectralRho]:
-  """rho over ``config.scheduler_layers`` of ``network``; None without scheduler."""
-  if config.scheduler == "none":
-    return None
-  selection = parse_layer_selection(config.scheduler_layers,
-                                    len(network.sn_layers), "scheduler_layers")
-  return schedulers.SpectralRho(
-      [network.sn_layers[i] for i in sorted(selection.selected)],
-      lipschitz_k=config.lipschitz_k, leave_smaller=config.leave_smaller)
-
-
-def build_optimizer(config: TrainConfig, rho: Optional[schedulers.SpectralRho]):
-  """Adam (reference or Keras epsilon placement), RMSprop or SGD, with the
-  DivGrad or MulEps scheduler of ``config`` reading ``rho``."""
-  divgrad = {}
-  if config.scheduler == "divgrad":
-    divgrad = dict(scope=config.scheduler_scope)
-    if config.scheduler_scope == "per_layer":
-      divgrad["layer_rhos"] = rho.per_layer()
-    else:
-      divgrad["rho"] = rho
-  if config.optimizer == "adam":
-    kwargs = dict(learning_rate=config.lr, epsilon=config.adam_eps,
-                  epsilon_placement=config.adam_epsilon_placement)
-    if config.scheduler == "divgrad":
-      return optimizers.DivGradAdam(**kwargs, **divgrad)
-    if config.scheduler == "muleps":
-      return optimizers.MulEpsAdam(rho=rho, **kwargs)
-    return optimizers.ReferenceAdam(**kwargs)
-  if config.optimizer == "rmsprop":
-    kwargs = dict(learning_rate=config.lr, rho=config.rmsprop_rho,
-                  epsilon=config.rmsprop_eps, centered=config.rmsprop_centered,
-                  epsilon_placement=config.rmsprop_epsilon_placement)
-    if config.scheduler == "divgrad":
-      if "rho" in divgrad:
-        divgrad["spectral_rho"] = divgrad.pop("rho")
-      return optimizers.DivGradRMSprop(**kwargs, **divgrad)
-    return optimizers.ReferenceRMSprop(**kwargs)
-  if config.scheduler == "divgrad":
-    return optimizers.DivGradSGD(learning_rate=config.lr, **divgrad)
-  return tf.keras.optimizers.SGD(learning_rate=config.lr)
 
 
 def batch_signature(observation_spec) -> Dict[str, tf.TensorSpec]:
@@ -119,8 +73,7 @@ class Learner(abc.ABC):
     self._observation_spec = time_step_spec.observation
     self._online = self._build_network(time_step_spec.observation, action_spec)
     self._online.create_variables()
-    self._rho = scheduler_rho(config, self._online)
-    self._optimizer = build_optimizer(config, self._rho)
+    self._optimizer, self._rho = schedulers.build_optimizer(config, self._online)
     self._target = self._online.copy(name="Target" + self._online.name)
     self._target.create_variables()
     self._agent = self._build_agent(time_step_spec, action_spec)

@@ -58,6 +58,16 @@ class UnitNormal(tf.keras.initializers.Initializer):
     return {"seed": self.seed}
 
 
+def norm_ratio(sigma, lipschitz_k: float, leave_smaller: bool):
+  """``sigma / K``, or ``max(sigma / K, 1)`` with ``leave_smaller``: what an
+  SN layer divides by (docs/layers.md#definition) and a scheduler's rho_i
+  (docs/schedulers.md)."""
+  ratio = sigma / lipschitz_k
+  if leave_smaller:
+    ratio = tf.maximum(ratio, 1.0)
+  return ratio
+
+
 def _normalize(x: tf.Tensor) -> tf.Tensor:
   return x / tf.maximum(tf.norm(x), EPS)
 
@@ -274,10 +284,7 @@ class SpectralMixin:
     """``d`` from ``sigma`` (None for a track-only layer)."""
     if not self.active:
       return None
-    divisor = sigma / self.lipschitz_k
-    if self.leave_smaller:
-      divisor = tf.maximum(divisor, 1.0)
-    return tf.maximum(divisor, EPS)
+    return tf.maximum(norm_ratio(sigma, self.lipschitz_k, self.leave_smaller), EPS)
 
   # Whether to divide the op's output (True) or the kernel (False) by d.
   _divide_output = False

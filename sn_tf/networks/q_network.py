@@ -15,6 +15,7 @@ from tf_agents.networks import network
 from tf_agents.specs import tensor_spec
 
 from sn_tf.layers import SNConv2D, SNDense
+from sn_tf.layers.spectral_base import norm_ratio
 from sn_tf.networks.layer_selection import LayerSelection, parse_layer_selection
 
 ConvSpec = Tuple[int, int, int]  # (filters, kernel size, stride)
@@ -118,12 +119,13 @@ class SNQNetwork(network.Network):
     self._leave_smaller = leave_smaller
     divout = parse_layer_selection(divout_layers, num_layers,
                                    flag="scheduler_layers")
-    self._divout_rho = None
-    if divout.selected:
-      from sn_tf.schedulers import SpectralRho  # pylint: disable=g-import-not-at-top
-      self._divout_rho = SpectralRho(
+    self._divout_rho, self._output_transform = None, None
+    if divout.selected:  # DivOut's rho and transform are the scheduler's
+      from sn_tf import schedulers  # pylint: disable=g-import-not-at-top
+      self._divout_rho = schedulers.SpectralRho(
           [self._sn_layers[i] for i in sorted(divout.selected)],
           lipschitz_k=lipschitz_k, leave_smaller=leave_smaller)
+      self._output_transform = schedulers.output_transform(self._divout_rho)
 
   @property
   def num_actions(self) -> int:
@@ -133,6 +135,12 @@ class SNQNetwork(network.Network):
   def divout_layers(self) -> List[tf.keras.layers.Layer]:
     """The SN layers whose rho divides this network's output (DivOut)."""
     return [] if self._divout_rho is None else list(self._divout_rho.layers)
+
+  @property
+  def divout_rho(self):
+    """The ``SpectralRho`` this network's output is divided by (None
+    without DivOut)."""
+    return self._divout_rho
 
   @property
   def selection(self) -> LayerSelection:
@@ -168,8 +176,8 @@ class SNQNetwork(network.Network):
   def call(self, observation, step_type=None, network_state=(), training=False):
     del step_type  # unused: the network is feed-forward
     _, x = self._forward(observation, training)
-    if self._divout_rho is not None:  # rho from this call's power iteration
-      x = x / self._divout_rho()
+    if self._output_transform is not None:  # DivOut, after this call's iteration
+      x = self._output_transform(x)
     return self._head(x), network_state
 
   def _head(self, outputs):
@@ -196,10 +204,8 @@ class SNQNetwork(network.Network):
       x = layer(x, training=training)  # W_hat x + b, no activation
       if self._bias_scaling:
         if i in self._selection.normalised:
-          divisor = layer.spectral_norm_estimate() / self._lipschitz_k
-          if self._leave_smaller:
-            divisor = tf.maximum(divisor, 1.0)
-          scale = scale * divisor
+          scale = scale * norm_ratio(layer.spectral_norm_estimate(),
+                                     self._lipschitz_k, self._leave_smaller)
         x = x - layer.bias * (1.0 - 1.0 / scale)  # b -> b / scale
       if i < last:
         x = tf.nn.relu(x)

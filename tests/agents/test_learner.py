@@ -85,3 +85,19 @@ def test_rmsprop_fields_reach_the_optimiser():
                      rmsprop_rho=0.95, rmsprop_epsilon_placement="reference")
   assert (type(divgrad.optimizer).__name__, divgrad.optimizer.rho,
           divgrad.optimizer.epsilon_placement) == ("DivGradRMSprop", 0.95, "reference")
+
+
+def test_divlr_groups_each_tracked_layers_kernel_and_bias():
+  learner = _learner(spectral="none", scheduler="divlr", scheduler_layers="-2,-3",
+                     minatar_model="16/128")
+  opt = learner.optimizer
+  layers = {l.name: l for l in learner.online_network.sn_layers}
+  assert type(opt).__name__ == "DivLRAdam"
+  groups = [[v.name for v in variables] for variables, _ in opt.layer_rhos]
+  assert groups == [[layers["conv0"].kernel.name, layers["conv0"].bias.name],
+                    [layers["dense1"].kernel.name, layers["dense1"].bias.name]]
+  # rho_i = max(sigma_i / K, 1) whatever leave_smaller says.
+  for (variables, source), layer in zip(opt.layer_rhos, (layers["conv0"], layers["dense1"])):
+    want = max(float(layer.spectral_norm_estimate()), 1.0)
+    np.testing.assert_allclose(float(source()), want, rtol=1e-6)
+  learner.update(next(_batches(np.random.default_rng(0), 1)))
