@@ -30,6 +30,7 @@ import tensorflow as tf
 from sn_tf import datafiles
 from sn_tf import faults
 from sn_tf import files
+from sn_tf.run_dir import RunDirectory
 
 MANIFEST = "MANIFEST.json"
 STATE = "state"  # state.json + state.npz
@@ -261,7 +262,7 @@ def convert_pickled(run_dir: str, trust_pickled_checkpoint: bool = False,
       ``trust_pickled_checkpoint`` is False, or a pickled checkpoint that
       fails its manifest check.
   """
-  directory = os.path.join(run_dir, "checkpoints")
+  directory = RunDirectory(run_dir).checkpoints
   if not os.path.isdir(directory):
     directory = run_dir
   names = sorted(n for n in (os.listdir(directory) if os.path.isdir(directory) else ())

@@ -64,10 +64,15 @@ BUDGETS = {
 }
 
 
-def config_name(spectral: str, scheduler: str) -> str:
-  """``none``, ``sn-2``, ``sn-1-2``, ``divgrad-2``: a run directory name."""
+def config_name(spectral: str = "none", scheduler: str = "none",
+                scheduler_layers: str = "-2",
+                scheduler_scope: str = "global") -> str:
+  """A configuration's run-directory name, the one rule of every study:
+  ``none``, ``sn-2``, ``sn-1-2``, ``divgrad-2``, ``divgrad-pl-2`` (per-layer
+  scope). Studies add their own suffixes (``_k2``, an optimiser setting)."""
   if scheduler != "none":
-    return f"{scheduler}-2"
+    scope = "-pl" if scheduler_scope == "per_layer" else ""
+    return f"{scheduler}{scope}{scheduler_layers.replace(',', '')}"
   if spectral == "none":
     return "none"
   return "sn" + spectral.replace(",", "")
@@ -176,14 +181,12 @@ class Cell:
 
 
 def _sn(spec: str, **extra) -> Tuple[str, Dict[str, Any]]:
-  name = "none" if spec == "none" else "sn" + spec.replace(",", "")
-  return name, dict(spectral=spec, **extra)
+  return config_name(spectral=spec), dict(spectral=spec, **extra)
 
 
 def _scheduler(kind: str, scope: str = "global", leave_smaller: bool = False):
-  name = f"{kind}-2" if scope == "global" else f"{kind}-pl-2"
-  return name, dict(scheduler=kind, scheduler_layers="-2",
-                    scheduler_scope=scope, leave_smaller=leave_smaller)
+  fields = dict(scheduler=kind, scheduler_layers="-2", scheduler_scope=scope)
+  return config_name(**fields), dict(fields, leave_smaller=leave_smaller)
 
 
 def _study_configs(study: str) -> List[Tuple[str, Dict[str, Any]]]:

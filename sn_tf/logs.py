@@ -16,8 +16,7 @@ from typing import Dict, List, Optional
 import tensorflow as tf
 
 from sn_tf import files
-
-CSV_FILE = "metrics.csv"
+from sn_tf.run_dir import METRICS as CSV_FILE
 
 
 class MetricsLog:

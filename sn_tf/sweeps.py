@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Set
 
 from sn_tf import faults
 from sn_tf.config import FIELDS, TrainConfig, make_config
+from sn_tf.run_dir import RunDirectory
 
 LEDGER = "sweep_ledger.jsonl"
 # Fields a sweep never sets: the sweep names the run directories.
@@ -190,21 +191,6 @@ def expand_sweep(grids: Any, out_dir: str) -> List[PlannedRun]:
 
 # ------------------------------------------------------------------ running
 
-def is_complete(config: TrainConfig) -> bool:
-  """Whether the run's ``metrics.csv`` has its final evaluation row."""
-  path = os.path.join(config.root_dir, "metrics.csv")
-  if not os.path.isfile(path):
-    return False
-  with open(path) as f:
-    lines = [l for l in f.read().splitlines() if l.strip()]
-  if len(lines) < 2:
-    return False
-  try:
-    return int(float(lines[-1].split(",")[0])) >= config.num_steps
-  except ValueError:
-    return False
-
-
 def _train_task(config_json: str, log_path: str, name: str, tracker) -> Dict[str, Any]:
   """A Ray task: trains one config in this (dedicated) worker process."""
   if tracker is not None:
@@ -346,7 +332,8 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
   # The metrics check keeps a run whose budget was raised from being skipped.
   recorded = recorded_complete(out_dir)
   skipped = [r.name for r in plan
-             if r.name in recorded and is_complete(r.config)]
+             if r.name in recorded
+             and RunDirectory(r.config.root_dir).is_complete(r.config.num_steps)]
   todo = [r for r in plan if r.name not in skipped]
   for name in skipped:
     _append_ledger(out_dir, {"name": name, "status": "skipped", "time": time.time()})

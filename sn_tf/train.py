@@ -2,14 +2,8 @@
 checkpoint, export.
 
 ``train(config)`` runs one experiment (DQN or C51, ``config.agent``) into
-``config.root_dir``:
-
-    root_dir/
-      config.json        the full TrainConfig of the run
-      metrics.csv        one row per evaluation (see sn_tf.logs)
-      train/, eval/      TensorBoard scalars
-      checkpoints/       ckpt-<step>/ (atomic; the newest two are kept)
-      policies/          step_<N>/ at each evaluation and final/ (SavedModels)
+``config.root_dir``, laid out as ``sn_tf.run_dir`` describes (config.json,
+metrics.csv, TensorBoard logs, checkpoints/, policies/).
 
 Rerunning with the same ``root_dir`` resumes from the newest good checkpoint:
 networks (with u, v, sigma), optimiser slots, counters, replay buffer, RNG
@@ -43,10 +37,10 @@ from sn_tf.evaluation import episode_statistics, play_episodes, play_steps, step
 from sn_tf.export import PolicyExporter, ServingPolicy
 from sn_tf.fast_call import FlatCall
 from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
+from sn_tf.run_dir import RunDirectory
 
 # Fields that may change when a run is resumed: the budget (to extend a run),
 # where the run lives (moved, or given as a relative path) and threading.
-MEASURE_STATES_FILE = "measure_states.npy"
 RESUMABLE_CHANGES = ("num_steps", "root_dir", "tf_threads")
 
 
@@ -78,7 +72,7 @@ def _configure_threads(n: int) -> None:
 
 def _check_config_matches(root_dir: str, config: TrainConfig) -> None:
   """Writes config.json, or refuses a different config on the same root_dir."""
-  path = os.path.join(root_dir, "config.json")
+  path = RunDirectory(root_dir).config_path
   if os.path.isfile(path):
     with open(path) as f:
       text = f.read()
@@ -277,7 +271,8 @@ class Runner:
     self._update: Optional[FlatCall] = None
     self.replay, self._load_replay = self._make_replay()
     self.explore_rng = np.random.default_rng([config.seed, 1])
-    self.checkpointer = RunCheckpointer(os.path.join(root, "checkpoints"),
+    self.run_dir = RunDirectory(root)
+    self.checkpointer = RunCheckpointer(self.run_dir.checkpoints,
                                         self.learner.checkpoint_objects())
     self.metrics = logs.MetricsLog(root)
     self.exporter = self._make_exporter()
@@ -317,7 +312,7 @@ class Runner:
         num_actions=self.num_actions, spectral=c.spectral,
         atari_protocol=c.atari_protocol,
         sticky_action_prob=c.sticky_action_prob),
-        policies_dir=os.path.join(self.root, "policies"))
+        policies_dir=self.run_dir.policies)
 
   def _make_measures(self) -> Optional[_Measures]:
     c = self.config
@@ -327,7 +322,7 @@ class Runner:
     if method == "auto":
       method = "exact" if parse_env_id(c.env)[0] == "minatar" else "power"
     network = self.learner.online_network
-    return _Measures(os.path.join(self.root, MEASURE_STATES_FILE), c,
+    return _Measures(self.run_dir.measure_states, c,
                      measures.NetworkMeasures(
                          self.learner.q_values,
                          lambda x: network.penultimate_features(x, training=False),
@@ -370,9 +365,9 @@ class Runner:
       env.close()
     last_row = self._last_row
     if not last_row:
-      rows = logs.read_csv(os.path.join(self.root, logs.CSV_FILE))
+      rows = logs.read_csv(self.run_dir.metrics_path)
       last_row = rows[-1] if rows else {}
-    return dict(last_row, policy_dir=os.path.join(self.root, "policies", "final"),
+    return dict(last_row, policy_dir=self.run_dir.policy(),
                 root_dir=self.root)
 
   def _act(self, epsilon: float) -> List[int]:
@@ -491,9 +486,9 @@ class Runner:
   def _export(self) -> None:
     """``policies/step_<N>``, and ``policies/final`` at the last step."""
     step = self.state.step
-    self.exporter.export(os.path.join(self.root, "policies", f"step_{step}"))
+    self.exporter.export(self.run_dir.policy(step))
     if step == self.config.num_steps:
-      self.exporter.export(os.path.join(self.root, "policies", "final"))
+      self.exporter.export(self.run_dir.policy())
 
   def _record(self, row: Dict[str, Any]) -> None:
     """The row to TensorBoard and ``metrics.csv``. Written before the
@@ -571,5 +566,5 @@ def train(config: TrainConfig) -> Dict[str, Any]:
 
 def config_from_root(root_dir: str) -> TrainConfig:
   """The TrainConfig saved in ``root_dir/config.json``."""
-  with open(os.path.join(root_dir, "config.json")) as f:
+  with open(RunDirectory(root_dir).config_path) as f:
     return TrainConfig.from_json(f.read())

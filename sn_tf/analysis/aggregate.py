@@ -30,6 +30,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from sn_tf import files
+from sn_tf import run_dir
+from sn_tf.run_dir import RunDirectory
 from sn_tf.analysis import atari_scores
 from sn_tf.analysis import curves
 
@@ -51,17 +53,16 @@ def find_runs(root: str) -> List[str]:
     raise ValueError(f"{root!r} is not a directory.")
   found = []
   for dirpath, dirnames, filenames in os.walk(root):
-    if "config.json" in filenames and curves.CSV_FILE in filenames:
-      if os.path.getsize(os.path.join(dirpath, curves.CSV_FILE)) > 0:
+    if run_dir.CONFIG in filenames and run_dir.METRICS in filenames:
+      if RunDirectory(dirpath).is_run():
         found.append(dirpath)
       dirnames[:] = []  # a run's subdirectories are not runs
-    dirnames[:] = [d for d in dirnames if d not in ("checkpoints", "policies")]
+    dirnames[:] = [d for d in dirnames if d not in run_dir.NOT_RUNS]
   return sorted(found)
 
 
-def load_config(run_dir: str) -> Dict[str, Any]:
-  with open(os.path.join(run_dir, "config.json")) as f:
-    return json.load(f)
+def load_config(path: str) -> Dict[str, Any]:
+  return RunDirectory(path).config()
 
 
 def config_label(config: Dict[str, Any], varying: Sequence[str] = ()) -> str:
@@ -113,17 +114,6 @@ def model_order(model: str) -> Tuple[int, Tuple[int, ...]]:
   convs, _, hidden = model.partition("/")
   widths = [int(w) for w in convs.split("-") if w.isdigit()]
   return len(widths), tuple(widths) + (int(hidden) if hidden.isdigit() else 0,)
-
-
-def is_complete(run_dir: str) -> bool:
-  """Whether the run's last ``eval/return`` row is at its ``num_steps`` (the
-  runner always evaluates at the last step)."""
-  num_steps = load_config(run_dir).get("num_steps")
-  try:
-    last = curves.load_curve(run_dir, "eval/return")["step"][-1]
-  except (ValueError, IndexError):
-    return False
-  return num_steps is not None and int(last) >= int(num_steps)
 
 
 def varying_fields(configs: Sequence[Dict[str, Any]]) -> List[str]:
@@ -188,7 +178,7 @@ class RunSet:
     evaluation is at their ``num_steps`` (a run still going is left out)."""
     runs = find_runs(root)
     if complete_only and runs:
-      runs = [d for d in runs if is_complete(d)]
+      runs = [d for d in runs if RunDirectory(d).is_complete()]
       if not runs:
         raise ValueError(f"no complete run under {root!r} (none has "
                          "evaluated at its num_steps yet).")
