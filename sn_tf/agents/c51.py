@@ -14,17 +14,36 @@ import tensorflow as tf
 from tf_agents.agents.categorical_dqn import categorical_dqn_agent
 
 from sn_tf.agents import losses
+from sn_tf.agents.lean_train import LeanTrainMixin
 from sn_tf.agents.learner import Learner, build_network
 from sn_tf.networks import SNCategoricalQNetwork
 
 
-class SNCategoricalDqnAgent(categorical_dqn_agent.CategoricalDqnAgent):
-  """``CategoricalDqnAgent`` with its periodic target copy public."""
+class SNCategoricalDqnAgent(LeanTrainMixin,
+                            categorical_dqn_agent.CategoricalDqnAgent):
+  """``CategoricalDqnAgent`` whose ``train`` is sn_tf's lean update
+  (``sn_tf.agents.lean_train``): the projected target of the target
+  network's greedy action and the cross-entropy to it, rewards clipped to
+  [-1, 1] with ``clip_rewards``.
 
-  def update_target(self):
-    """The agent's own target update (copies online to target every
-    ``target_update_period`` train steps; its counter is checkpointed)."""
-    return self._update_target()
+  Args:
+    clip_rewards: clip rewards in the update.
+    **kwargs: ``CategoricalDqnAgent``'s arguments.
+  """
+
+  def __init__(self, time_step_spec, action_spec, *, clip_rewards: bool = False,
+               **kwargs):
+    super().__init__(time_step_spec, action_spec, **kwargs)
+    self._clip_rewards = clip_rewards
+
+  def _lean_targets(self, next_obs, reward, discount):
+    """``[B, N]`` projected target distribution."""
+    target_logits, _ = self._target_q_network(next_obs, training=False)
+    return losses.c51_targets(target_logits, reward, discount, self._support,
+                              self._gamma)
+
+  def _lean_loss(self, outputs, action, targets, weights):
+    return losses.c51_loss(outputs, action, targets, weights)
 
 
 def support(num_atoms: int, min_q_value: float, max_q_value: float) -> tf.Tensor:
@@ -57,15 +76,6 @@ class C51Learner(Learner):
 
   def _q_from_outputs(self, outputs):
     return expected_q_values(outputs, self._support)
-
-  def _targets(self, next_obs, reward, discount):
-    """``[B, N]`` projected target distribution."""
-    target_logits, _ = self._target(next_obs, training=False)
-    return losses.c51_targets(target_logits, reward, discount, self._support,
-                              self._config.gamma)
-
-  def _loss(self, outputs, action, targets):
-    return losses.c51_loss(outputs, action, targets)
 
 
 def q_values_fn(network: SNCategoricalQNetwork, min_q_value: float,

@@ -3,13 +3,13 @@
 A learner owns a TF-Agents agent of the DQN family (its online and target
 networks, optimiser with the spectral scheduler, train-step counter and
 periodic target update) and exposes what a training loop needs as public
-methods. Nothing outside ``sn_tf/agents`` touches the TF-Agents agent.
+methods: the values and actions of the online network, the sigmas and rho,
+and the agent's ``train`` (the one update path, ``sn_tf.agents.lean_train``)
+compiled and fused with acting.
 
-Subclasses (one module per agent) build the network and the agent and
-supply three things: the Q-values of the network's output
-(``_q_from_outputs``), the target of a batch (``_targets``) and the loss
-against it (``_loss``). Everything else, the compiled train and act steps
-among it, is here.
+Subclasses (one module per agent) build the network and the agent (whose
+target and loss are the agent's own) and give the Q-values of the network's
+output (``_q_from_outputs``).
 
 A replay batch is a dict of NumPy arrays (``sn_tf.replay``): ``obs [B, ...]``,
 ``action [B]`` int32, ``reward [B]`` float32, ``discount [B]`` float32 (0 at
@@ -20,10 +20,9 @@ import abc
 from typing import Any, Callable, Dict, List, Optional
 
 import tensorflow as tf
-from tf_agents.trajectories import time_step as ts
-from tf_agents.trajectories import trajectory
 
 from sn_tf import schedulers
+from sn_tf.agents.lean_train import trajectory_of
 from sn_tf.config import TrainConfig
 from sn_tf.envs import parse_env_id
 from sn_tf.networks import SNQNetwork, atari_network, minatar_network
@@ -106,18 +105,6 @@ class Learner(abc.ABC):
   def _q_from_outputs(self, outputs: tf.Tensor) -> tf.Tensor:
     """``[B, A]`` Q-values from the network's output."""
 
-  @abc.abstractmethod
-  def _targets(self, next_obs: tf.Tensor, reward: tf.Tensor,
-               discount: tf.Tensor) -> tf.Tensor:
-    """The (gradient-free) regression target of a batch, from the target
-    network in inference mode."""
-
-  @abc.abstractmethod
-  def _loss(self, outputs: tf.Tensor, action: tf.Tensor,
-            targets: tf.Tensor) -> tf.Tensor:
-    """Scalar loss of the online network's training-mode ``outputs`` at the
-    taken ``action`` against ``targets``."""
-
   def _common_agent_args(self) -> Dict[str, Any]:
     """The TF-Agents constructor arguments every DQN-family agent shares."""
     c = self._config
@@ -127,6 +114,7 @@ class Learner(abc.ABC):
         gamma=c.gamma,
         epsilon_greedy=c.epsilon_end,  # unused: the loop explores itself
         target_update_period=max(1, c.target_update_period // c.update_period),
+        clip_rewards=c.clip_rewards,
         train_step_counter=tf.Variable(0, dtype=tf.int64, trainable=False,
                                        name="train_step"))
 
@@ -223,49 +211,18 @@ class Learner(abc.ABC):
   def loss(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
     """The loss ``update`` minimises on ``batch``, without updating (the
     online forward pass is in training mode, so power iteration advances)."""
-    targets = tf.stop_gradient(self._targets(
-        batch["next_obs"], self._rewards(batch), batch["discount"]))
-    outputs, _ = self._online(batch["obs"], training=True)
-    return self._loss(outputs, batch["action"], targets)
-
-  def _rewards(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
-    if self._config.clip_rewards:
-      return tf.clip_by_value(batch["reward"], -1.0, 1.0)
-    return batch["reward"]
+    return self._agent.lean_loss(trajectory_of(batch))
 
   def update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
-    """One gradient update on ``batch`` (uncompiled); returns the loss.
+    """One gradient update on a replay ``batch`` through the agent's
+    ``train`` (the one update path, ``sn_tf.agents.lean_train``); returns
+    the loss. The train-step counter and the periodic target copy advance."""
+    return self._agent.train(trajectory_of(batch)).loss
 
-    The same update as the TF-Agents agent's ``train`` (tests check it loss
-    for loss) with less work: one target-network pass, no ``Trajectory``.
-    Then the train-step counter and the periodic target copy advance.
-    """
-    with tf.GradientTape() as tape:  # the target is stop-gradient inside
-      loss = self.loss(batch)
-    variables = self._online.trainable_weights
-    self._optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-    self._agent.train_step_counter.assign_add(1)
-    with tf.control_dependencies([self._agent.update_target()]):
-      return tf.identity(loss)
-
-  def agent_update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
-    """One update through the TF-Agents agent's own ``train`` (the
-    reference ``update`` is tested against); returns the loss."""
-    reward = self._rewards(batch)
-    discount = batch["discount"]
-    mid = tf.fill(tf.shape(discount), ts.StepType.MID)
-    # The transition ends in LAST where the next state is terminal.
-    next_type = tf.where(discount > 0, mid, tf.fill(tf.shape(mid), ts.StepType.LAST))
-    two = lambda a, b: tf.stack([a, b], axis=1)  # [B] x 2 -> [B, 2]
-    experience = trajectory.Trajectory(
-        step_type=two(mid, next_type),
-        observation=two(batch["obs"], batch["next_obs"]),
-        action=two(batch["action"], batch["action"]),
-        policy_info=(),
-        next_step_type=two(next_type, mid),
-        reward=two(reward, tf.zeros_like(reward)),
-        discount=two(discount, tf.ones_like(discount)))
-    return self._agent.train(experience).loss
+  def stock_update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
+    """One update by the parent TF-Agents agent's own ``train`` (what the
+    lean update is tested against); returns the loss."""
+    return self._agent.stock_train(trajectory_of(batch)).loss
 
   # ---- Compiled steps (graph mode, fixed input signatures).
 
@@ -290,10 +247,10 @@ class Learner(abc.ABC):
                          jit_compile=True)
 
   def compiled_update(self, reference: bool = False):
-    """``update`` (or, with ``reference``, ``agent_update``) as a
+    """``update`` (or, with ``reference``, ``stock_update``) as a
     ``tf.function``: ``batch -> loss``."""
     if reference:
-      return self._compile("agent_update", self.agent_update,
+      return self._compile("stock_update", self.stock_update,
                            [batch_signature(self._observation_spec)])
     return self._compile("update", self.update,
                          [batch_signature(self._observation_spec)])

@@ -5,6 +5,8 @@ Notation: ``B`` batch, ``A`` actions, ``N`` atoms, support ``z [N]`` evenly
 spaced on ``[v_min, v_max]``.
 """
 
+from typing import Optional
+
 import tensorflow as tf
 
 from sn_tf.config import TD_LOSSES
@@ -80,7 +82,7 @@ def c51_targets(target_logits: tf.Tensor, rewards: tf.Tensor,
 
 
 def c51_loss(online_logits: tf.Tensor, actions: tf.Tensor,
-             targets: tf.Tensor) -> tf.Tensor:
+             targets: tf.Tensor, weights: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Mean cross-entropy between ``targets [B, N]`` (``c51_targets``) and the
   online distribution of the taken action.
 
@@ -88,13 +90,21 @@ def c51_loss(online_logits: tf.Tensor, actions: tf.Tensor,
     online_logits: ``[B, A, N]`` online logits at ``s``.
     actions: ``[B]`` int actions taken at ``s``.
     targets: ``[B, N]`` target distributions.
+    weights: optional ``[B]`` per-example weights (0 masks a transition out;
+      the mean is still over all ``B``, as TF-Agents aggregates).
 
   Returns:
     Scalar loss.
   """
   chosen = tf.gather(online_logits, tf.cast(actions, tf.int32), batch_dims=1)
-  return tf.reduce_mean(
-      tf.nn.softmax_cross_entropy_with_logits(labels=targets, logits=chosen))
+  return _mean(tf.nn.softmax_cross_entropy_with_logits(labels=targets,
+                                                       logits=chosen), weights)
+
+
+def _mean(per_example: tf.Tensor, weights: Optional[tf.Tensor]) -> tf.Tensor:
+  if weights is not None:
+    per_example = per_example * weights
+  return tf.reduce_mean(per_example)
 
 
 def dqn_targets(target_q_values: tf.Tensor, rewards: tf.Tensor,
@@ -111,7 +121,8 @@ def dqn_targets(target_q_values: tf.Tensor, rewards: tf.Tensor,
 
 
 def dqn_loss(online_q_values: tf.Tensor, actions: tf.Tensor,
-             targets: tf.Tensor, td_loss: str = "mse") -> tf.Tensor:
+             targets: tf.Tensor, td_loss: str = "mse",
+             weights: Optional[tf.Tensor] = None) -> tf.Tensor:
   """Mean over the batch of the TD-error loss at the taken actions.
 
   With ``delta = targets - Q(s, a)``: ``"mse"`` is ``delta^2`` (PyTorch's
@@ -124,6 +135,7 @@ def dqn_loss(online_q_values: tf.Tensor, actions: tf.Tensor,
     actions: ``[B]`` int actions taken.
     targets: ``[B]`` (``dqn_targets``).
     td_loss: ``"mse"`` or ``"huber"``.
+    weights: optional ``[B]`` per-example weights, as ``c51_loss``'s.
   """
   if td_loss not in TD_LOSSES:
     raise ValueError(f"td_loss={td_loss!r} is not allowed; allowed: "
@@ -131,11 +143,11 @@ def dqn_loss(online_q_values: tf.Tensor, actions: tf.Tensor,
   chosen = tf.gather(online_q_values, tf.cast(actions, tf.int32), batch_dims=1)
   delta = targets - chosen
   if td_loss == "mse":
-    return tf.reduce_mean(tf.square(delta))
+    return _mean(tf.square(delta), weights)
   # The op order of TF-Agents' element-wise Huber (``q * q``, not
   # ``tf.square``): the gradients then round as the agent's own ``train``
   # does, so the lean update equals it bit for bit, not to ~1e-6.
   size = tf.abs(delta)
   quadratic = tf.minimum(size, 1.0)
   linear = size - quadratic
-  return tf.reduce_mean(0.5 * (quadratic * quadratic) + linear)
+  return _mean(0.5 * (quadratic * quadratic) + linear, weights)
