@@ -42,7 +42,46 @@ class SNDense(SpectralMixin, tf.keras.layers.Dense):
                         grad_through_sigma)
 
   _divide_output = True
+  # ``A v`` is this layer's own matmul with ``v`` as one more input row
+  # (``v^T W``), so one op can compute both (``_apply_joint``).
   _v_is_input_row = True
+
+  def _joint_applies(self, inputs: tf.Tensor, training) -> bool:
+    """Whether ``_apply_joint`` computes this call: the layer on a
+    ``[B, in]`` batch in its variables' dtype, with a Python-bool (or None)
+    ``training``, whose output is divided by sigma. A track-only layer keeps
+    the plain layer's matmul, so its output stays bitwise that of the plain
+    layer."""
+    return (self._v_is_input_row
+            and self.active
+            and (training is None or isinstance(training, bool))
+            and inputs.shape.rank == 2
+            and inputs.dtype == self.u.dtype)
+
+  def _apply_joint(self, inputs: tf.Tensor, linear, kernel,
+                   training: bool) -> tf.Tensor:
+    """``linear(inputs, kernel) / d`` with ``A v`` from the same op.
+
+    ``v`` goes in as one more row of the batch: ``[inputs; v^T] W`` gives
+    the outputs ``[B, out]`` and ``(A v)^T`` in one pass over the kernel,
+    where a separate ``A v`` reads the kernel once more; its gradient, too,
+    is one matmul instead of a matmul, an outer product and their sum. The
+    values are those of the separate ops up to float rounding. Active
+    layers only (``_joint_applies``), so there is always a divisor.
+    """
+    if training:
+      v = self._next_v(tf.stop_gradient(kernel), self.power_iterations)
+    else:
+      v = tf.stop_gradient(tf.convert_to_tensor(self.v))
+    joint = linear(tf.concat([inputs, v[None]], axis=0), kernel)
+    outputs, a_v = joint[:-1], joint[-1]
+    if not self.grad_through_sigma:
+      a_v = tf.stop_gradient(a_v)
+    if training:
+      sigma = self._record(v, a_v)
+    else:
+      sigma = tf.reduce_sum(tf.stop_gradient(tf.convert_to_tensor(self.u)) * a_v)
+    return outputs / self._divisor_of(sigma)
 
   def build(self, input_shape):
     super().build(input_shape)

@@ -288,9 +288,6 @@ class SpectralMixin:
 
   # Whether to divide the op's output (True) or the kernel (False) by d.
   _divide_output = False
-  # Whether ``A v`` is the layer's own op applied to ``v`` as one more input
-  # row (dense layers: ``v^T W``), so one op can compute both.
-  _v_is_input_row = False
 
   def _apply_normalized(self, inputs: tf.Tensor, linear, training) -> tf.Tensor:
     """``linear(inputs, kernel / d)``: the layer's op with the SN kernel.
@@ -301,7 +298,7 @@ class SpectralMixin:
     B = 1); conv layers divide the kernel (far smaller than their output). The
     choice is fixed per layer class, never by the batch size, so a traced
     graph and an eager call round identically. Dense layers on a ``[B, in]``
-    batch compute ``A v`` in the same matmul (``_apply_joint``).
+    batch compute ``A v`` in the same matmul (``SNDense._apply_joint``).
     """
     kernel = self.kernel
     if self._joint_applies(inputs, training):
@@ -315,38 +312,7 @@ class SpectralMixin:
     return linear(inputs, kernel / divisor)
 
   def _joint_applies(self, inputs: tf.Tensor, training) -> bool:
-    """Whether ``_apply_joint`` computes this call: a dense-like layer on a
-    ``[B, in]`` batch in its variables' dtype, with a Python-bool (or None)
-    ``training``, whose output is divided by sigma. A track-only layer keeps
-    the plain layer's matmul, so its output stays bitwise that of the plain
-    layer."""
-    return (self._v_is_input_row
-            and self.active
-            and (training is None or isinstance(training, bool))
-            and inputs.shape.rank == 2
-            and inputs.dtype == self.u.dtype)
-
-  def _apply_joint(self, inputs: tf.Tensor, linear, kernel,
-                   training: bool) -> tf.Tensor:
-    """``linear(inputs, kernel) / d`` with ``A v`` from the same op.
-
-    ``v`` goes in as one more row of the batch: ``[inputs; v^T] W`` gives
-    the outputs ``[B, out]`` and ``(A v)^T`` in one pass over the kernel,
-    where a separate ``A v`` reads the kernel once more; its gradient, too,
-    is one matmul instead of a matmul, an outer product and their sum. The
-    values are those of the separate ops up to float rounding. Active
-    layers only (``_joint_applies``), so there is always a divisor.
-    """
-    if training:
-      v = self._next_v(tf.stop_gradient(kernel), self.power_iterations)
-    else:
-      v = tf.stop_gradient(tf.convert_to_tensor(self.v))
-    joint = linear(tf.concat([inputs, v[None]], axis=0), kernel)
-    outputs, a_v = joint[:-1], joint[-1]
-    if not self.grad_through_sigma:
-      a_v = tf.stop_gradient(a_v)
-    if training:
-      sigma = self._record(v, a_v)
-    else:
-      sigma = tf.reduce_sum(tf.stop_gradient(tf.convert_to_tensor(self.u)) * a_v)
-    return outputs / self._divisor_of(sigma)
+    """Whether the layer computes ``A v`` in the same op as its outputs
+    (``SNDense``'s joint pass); not for this layer class."""
+    del inputs, training
+    return False
