@@ -37,11 +37,11 @@ flags.mark_flags_as_required(["runs_dir", "out"])
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
+  from sn_tf.analysis.report import write_report  # pylint: disable=g-import-not-at-top
   try:
-    index = aggregate.write_report(_RUNS_DIR.value, _OUT.value,
-                                   baseline=_BASELINE.value, title=_TITLE.value,
-                                   runs_name=_RUNS_NAME.value)
+    index = write_report(_RUNS_DIR.value, _OUT.value,
+                         baseline=_BASELINE.value, title=_TITLE.value,
+                         runs_name=_RUNS_NAME.value)
   except ValueError as e:
     raise app.UsageError(str(e)) from None
   print(index)

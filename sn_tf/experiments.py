@@ -8,7 +8,7 @@ layers, docs/layers.md#selection-grammar) and the scheduler comparison
 (DivOut, DivGrad, MulEps on layers ``-2``, docs/schedulers.md). ``run_study``
 runs a plan as Ray tasks through ``sn_tf.sweeps`` (skips finished runs,
 resumes unfinished ones, keeps going when one fails) and writes the report of
-``sn_tf.analysis.aggregate`` when all are complete.
+``sn_tf.analysis.report`` when all are complete.
 
 Layout of ``out_dir``: ``runs/<game>/[<net>/]<config>_s<seed>/`` (run
 directories), ``logs/``, ``plan.json``, the sweep ledger, ``report/index.md``.
@@ -434,8 +434,8 @@ def run_study(plan: Sequence[PlannedRun], out_dir: str, workers: int = 2,
                            num_cpus=workers, report=False, echo=echo)
   result["report"] = None
   if not result["failed"] and report:
-    from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
-    result["report"] = aggregate.write_report(
+    from sn_tf.analysis.report import write_report  # pylint: disable=g-import-not-at-top
+    result["report"] = write_report(
         os.path.join(out_dir, "runs"), os.path.join(out_dir, "report"),
         title=title or f"Reproduction ({len(plan)} runs)")
     echo(f"report: {result['report']}")

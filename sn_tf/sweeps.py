@@ -310,7 +310,7 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
       joins an existing cluster (``out_dir`` must then be on a file system
       every node sees).
     cpus_per_run, gpus_per_run: Ray resources of one run.
-    report: write ``sn_tf.analysis.aggregate``'s report into
+    report: write ``sn_tf.analysis.report``'s report into
       ``out_dir/report`` when every run is complete.
 
   Returns:
@@ -367,11 +367,11 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
     for name, log in sorted(failed.items()):
       echo(f"  {name}: {log}")
   elif report:
-    from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
+    from sn_tf.analysis.report import write_report  # pylint: disable=g-import-not-at-top
     try:
-      index = aggregate.write_report(os.path.join(out_dir, "runs"),
-                                     os.path.join(out_dir, "report"),
-                                     title=f"Sweep {os.path.basename(out_dir)}")
+      index = write_report(os.path.join(out_dir, "runs"),
+                           os.path.join(out_dir, "report"),
+                           title=f"Sweep {os.path.basename(out_dir)}")
       echo(f"report: {index}")
     except ValueError as e:
       echo(f"no aggregate report: {e}")

@@ -83,11 +83,11 @@ def test_a_crafted_pickle_is_never_executed(tmp_path):
   assert rows(root) == before  # nothing of the run was touched
 
   # Evaluating its export and aggregating it never read the state.
-  from sn_tf.analysis import aggregate  # pylint: disable=g-import-not-at-top
+  from sn_tf.analysis import report  # pylint: disable=g-import-not-at-top
   from sn_tf.evaluation import evaluate_policy  # pylint: disable=g-import-not-at-top
   evaluate_policy(os.path.join(root, "policies", "final"), episodes=1,
                   max_episode_steps=50)
-  aggregate.write_report(str(root), str(tmp_path / "report"), reps=10)
+  report.write_report(str(root), str(tmp_path / "report"), reps=10)
 
   # Conversion without the explicit trust refuses and reads nothing.
   with pytest.raises(ValueError, match="--trust_pickled_checkpoint"):

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from sn_tf.analysis import aggregate
+from sn_tf.analysis import report
 
 
 def make_run(root, name, env, seed, finals, spectral="none", scheduler="none",
@@ -77,7 +78,7 @@ def test_aggregates_have_known_values(minatar_runs):
 
 def test_report_lists_every_file_it_writes(minatar_runs, tmp_path):
   out = tmp_path / "report"
-  index = aggregate.write_report(minatar_runs, str(out), title="T", reps=100)
+  index = report.write_report(minatar_runs, str(out), title="T", reps=100)
   text = open(index).read()
   written = sorted(os.listdir(out))
   for name in written:
@@ -101,7 +102,7 @@ def test_normalised_curves_and_where_they_separate(minatar_runs, tmp_path):
   np.testing.assert_allclose(m["SN[-2]"]["minatar:breakout"], [[1, 2], [1, 2]])
   np.testing.assert_allclose(m["C51"]["minatar:asterix"][:, -1], [2 / 3, 4 / 3])
   out = tmp_path / "report"
-  text = open(aggregate.write_report(minatar_runs, str(out), reps=100)).read()
+  text = open(report.write_report(minatar_runs, str(out), reps=100)).read()
   assert "## Normalised learning curves" in text
   # SN's CI is a point above C51's at both steps: apart from the first.
   assert "| SN[-2] | 50 | 2.000 [2.000, 2.000] |" in text
@@ -189,7 +190,7 @@ def test_minatar_scores_are_normalised_per_game_and_net(two_net_runs):
 
 def test_report_of_several_nets_has_per_net_tables_and_figures(two_net_runs, tmp_path):
   out = tmp_path / "report"
-  text = open(aggregate.write_report(two_net_runs, str(out), reps=100)).read()
+  text = open(report.write_report(two_net_runs, str(out), reps=100)).read()
   written = sorted(os.listdir(out))
   for name in ("scores_by_config.png", "score_per_model.png",
                "smoothness_vs_score.png"):
@@ -211,7 +212,7 @@ def test_report_leaves_out_runs_that_have_not_reached_num_steps(minatar_runs, tm
   assert "SN[-3]" not in runset.labels
   with open(os.path.join(minatar_runs, "a/sn-3_s0/config.json")) as f:
     assert json.load(f)["num_steps"] == 100
-  text = open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
+  text = open(report.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
   assert "Left out: 1 run(s)" in text and "SN[-3]" not in text
 
 
@@ -253,12 +254,12 @@ def test_probability_of_improvement_has_known_values(minatar_runs, tmp_path):
   # C51 against itself: ties count one half, so P = 0.5.
   p, low, high, _ = aggregate.probability_of_improvement(rows, "C51", "C51", reps=100)
   assert p == pytest.approx(0.5) and low <= 0.5 <= high
-  text = open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
+  text = open(report.write_report(minatar_runs, str(tmp_path / "r"), reps=50)).read()
   assert "| SN[-2] | 2 | 1.000 [1.000, 1.000] |" in text
 
 
 def test_scores_csv_names_runs_relative_to_the_runs_dir(minatar_runs, tmp_path):
-  aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
+  report.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
   with open(tmp_path / "r" / "scores.csv") as f:
     dirs = sorted(r["run_dir"] for r in csv.DictReader(f))
   assert dirs[0] == os.path.join("a", "none_s0") and not any(os.path.isabs(d) for d in dirs)
@@ -270,10 +271,10 @@ def _runs_line(index):
 
 
 def test_index_names_the_runs_directory_without_a_machine_path(minatar_runs, tmp_path):
-  index = aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
+  index = report.write_report(minatar_runs, str(tmp_path / "r"), reps=20)
   runs_line = _runs_line(index)
   assert f"`{os.path.relpath(minatar_runs, tmp_path / 'r')}` (relative to this report)" in runs_line
-  index = aggregate.write_report(minatar_runs, str(tmp_path / "s"), reps=20,
+  index = report.write_report(minatar_runs, str(tmp_path / "s"), reps=20,
                                  runs_name="runs/study/runs")
   runs_line = _runs_line(index)
   assert runs_line.startswith("Runs: 8 under `runs/study/runs`; games:")
@@ -296,7 +297,7 @@ def test_report_of_a_study_in_progress_keeps_seeds_done_on_every_game(minatar_ru
                 if r["label"] == "SN[-3]") == ["a/sn-3_s1", "b/sn-3_s1"]
   assert len(balanced.runs) == len(runset.runs) - 1
   assert runset.on_common_seeds() is not runset and balanced.on_common_seeds() is balanced
-  with open(aggregate.write_report(minatar_runs, str(tmp_path / "r"), reps=50)) as f:
+  with open(report.write_report(minatar_runs, str(tmp_path / "r"), reps=50)) as f:
     text = f.read()
   assert "Left out: 1 run(s) not yet evaluated" in text
   assert "Left out: 1 complete run(s) whose seed has not finished" in text
@@ -315,7 +316,7 @@ def test_adam_grid_is_each_cells_score_over_the_best_cells(tmp_path):
                  seed, [0, final * scale + seed], spectral=spectral,
                  optimizer="adam", lr=lr, adam_eps=eps)
   runset = aggregate.RunSet.from_root(root)
-  grids = aggregate.adam_grid(runset.score_rows(), runset)
+  grids = report.adam_grid(runset.score_rows(), runset)
   assert list(grids) == ["none", "-2"]
   lrs, epss, grid = grids["none"]
   assert (lrs, epss) == ([1e-4, 1e-3], [1e-3, 1e-2])
@@ -325,5 +326,5 @@ def test_adam_grid_is_each_cells_score_over_the_best_cells(tmp_path):
   np.testing.assert_allclose(grids["-2"][2], [[2.5 / 8.5, 1.5 / 8.5],
                                               [1.0 / 8.5, 4.5 / 8.5]])
   out = tmp_path / "report"
-  text = open(aggregate.write_report(root, str(out), reps=50)).read()
+  text = open(report.write_report(root, str(out), reps=50)).read()
   assert "[adam_grid.png](adam_grid.png)" in text
