@@ -32,12 +32,11 @@ from sn_tf.agents import Learner, build_learner
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
 from sn_tf.envs import make_env, parse_env_id
-from sn_tf.envs.time_steps import is_last
 from sn_tf.evaluation import episode_statistics, play_episodes, play_steps, step_budget_statistics
 from sn_tf.export import PolicyExporter, ServingPolicy
 from sn_tf.fast_call import FlatCall
-from sn_tf.replay import FrameStackReplay, MultiStreamReplay, UniformReplay
 from sn_tf.run_dir import RunDirectory
+from sn_tf.stepper import EnvStepper
 
 # Fields that may change when a run is resumed: the budget (to extend a run),
 # where the run lives (moved, or given as a relative path) and threading.
@@ -227,14 +226,15 @@ class LoopState:
 
 
 class Runner:
-  """One run: its envs, learner, replay, logs and exports, and the loop.
+  """One run: its envs and replay (``EnvStepper``), learner, logs and
+  exports, and the loop.
 
   ``run()`` restores the newest good checkpoint (if any) and then repeats
-  the named steps of one iteration until ``num_steps``: act, store, learn,
-  log, and at evaluation steps evaluate, export and checkpoint. Everything
-  the loop carries between iterations is in ``self.state`` (``LoopState``),
-  the explore RNG, the envs, the replay and the learner, which
-  ``_checkpoint``/``_restore`` save and load together.
+  the named steps of one iteration until ``num_steps``: act, store (the
+  stepper), learn, log, and at evaluation steps evaluate, export and
+  checkpoint. Everything the loop carries between iterations is in
+  ``self.state`` (``LoopState``), the explore RNG, the stepper and the
+  learner, which ``_checkpoint``/``_restore`` save and load together.
 
   Args:
     config: a validated config.
@@ -243,18 +243,12 @@ class Runner:
 
   def __init__(self, config: TrainConfig, root: str):
     self.config, self.root = config, root
-    # Env i is seeded seed + 104729 i (env 0: the run's seed).
-    self.envs = [make_env(config.env, seed=(config.seed + 104_729 * i) % 2**32,
-                          training=True, atari_protocol=config.atari_protocol,
-                          sticky_action_prob=config.sticky_action_prob)
-                 for i in range(config.num_envs)]
-    time_step_spec = self.envs[0].time_step_spec()
-    self.observation_spec = time_step_spec.observation
-    action_spec = self.envs[0].action_spec()
+    self.stepper = EnvStepper(config)
+    self.observation_spec = self.stepper.observation_spec
     from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
     self.learner: Learner = build_learner(
-        config, tensor_spec.from_spec(time_step_spec),
-        tensor_spec.from_spec(action_spec))
+        config, tensor_spec.from_spec(self.stepper.time_step_spec),
+        tensor_spec.from_spec(self.stepper.action_spec))
     self.num_actions = self.learner.num_actions
     # FlatCall: the loop's compiled calls without tf.function's per-call
     # Python dispatch (~0.3-1 ms a call here; see sn_tf/fast_call.py).
@@ -269,7 +263,6 @@ class Runner:
     # More than one update per iteration (num_envs > update_period): all but
     # the last are plain updates, traced when first needed.
     self._update: Optional[FlatCall] = None
-    self.replay, self._load_replay = self._make_replay()
     self.explore_rng = np.random.default_rng([config.seed, 1])
     self.run_dir = RunDirectory(root)
     self.checkpointer = RunCheckpointer(self.run_dir.checkpoints,
@@ -278,8 +271,7 @@ class Runner:
     self.exporter = self._make_exporter()
     self.evaluate = _Evaluator(config, self._greedy, self.num_actions)
     self.measure = self._make_measures()
-    self.state = LoopState(episode_returns=[0.0] * len(self.envs))
-    self.time_steps = [env.reset() for env in self.envs]
+    self.state = LoopState(episode_returns=[0.0] * len(self.stepper))
     # The greedy actions for the envs' current observations with the current
     # weights, when the last update computed them (None: compute when needed).
     self._next_greedy: Optional[List[int]] = None
@@ -287,19 +279,6 @@ class Runner:
     self._log_start, self._log_start_step, self._rate = time.time(), 0, float("nan")
 
   # ---- Construction.
-
-  def _make_replay(self):
-    c, spec = self.config, self.observation_spec
-    # Atari stacks share frames: store each 84x84 frame once (~7 KB/transition).
-    replay_cls = (FrameStackReplay if parse_env_id(c.env)[0] == "atari"
-                  else UniformReplay)
-    if c.num_envs == 1:
-      return (replay_cls(c.replay_capacity, tuple(spec.shape), spec.dtype,
-                         seed=c.seed + 1), replay_cls.load)
-    # One stream per env: an Atari stack must see one env's frames.
-    return (MultiStreamReplay(replay_cls, c.num_envs, c.replay_capacity,
-                              tuple(spec.shape), spec.dtype, seed=c.seed + 1),
-            MultiStreamReplay.load)
 
   def _make_exporter(self) -> PolicyExporter:
     c, spec = self.config, self.observation_spec
@@ -345,7 +324,7 @@ class Runner:
       epsilon = linear_epsilon(self.state.step, c)
       actions = self._act(epsilon)
       previous = self.state.step
-      self._store(actions)
+      self.stepper.step(actions, self.state)
       faults.hit("step")
       self._learn(previous)
       step = self.state.step
@@ -361,8 +340,7 @@ class Runner:
       elif c.checkpoint_every and step % c.checkpoint_every == 0:
         self._checkpoint()
     progress.close()
-    for env in self.envs:
-      env.close()
+    self.stepper.close()
     last_row = self._last_row
     if not last_row:
       rows = logs.read_csv(self.run_dir.metrics_path)
@@ -374,7 +352,7 @@ class Runner:
     """Epsilon-greedy actions for every env: one batched greedy call (in
     inference mode) for the envs that need one, unless the last update
     already computed them."""
-    n = len(self.envs)
+    n = len(self.stepper)
     actions: List[Optional[int]] = [None] * n
     for i in range(n):
       if self.explore_rng.random() < epsilon:
@@ -383,38 +361,11 @@ class Runner:
         actions[i] = self._next_greedy[i]
     need = [i for i in range(n) if actions[i] is None]
     if need:
-      greedy = self._acting(np.stack([self.time_steps[i].observation for i in need]))
+      greedy = self._acting(self.stepper.observations(need))
       for i, a in zip(need, greedy.numpy()):
         actions[i] = int(a)
     self._next_greedy = None
     return actions
-
-  def _store(self, actions: List[int]) -> None:
-    """Steps each env, stores its transition, tallies finished episodes."""
-    s = self.state
-    for i, env in enumerate(self.envs):
-      time_step = self.time_steps[i]
-      next_step = env.step(np.int32(actions[i]))
-      reward = float(next_step.reward)
-      episode_end = is_last(next_step)
-      terminal = episode_end and float(next_step.discount) == 0.0
-      if len(self.envs) == 1:
-        self.replay.add(time_step.observation, actions[i], reward,
-                        next_step.observation, terminal=terminal,
-                        episode_end=episode_end)
-      else:
-        self.replay.add(i, time_step.observation, actions[i], reward,
-                        next_step.observation, terminal=terminal,
-                        episode_end=episode_end)
-      s.episode_returns[i] += reward
-      if episode_end:
-        s.window_returns.append(s.episode_returns[i])
-        s.train_returns_since_eval.append(s.episode_returns[i])
-        s.episode_returns[i] = 0.0
-        self.time_steps[i] = env.reset()
-      else:
-        self.time_steps[i] = next_step
-    s.step += len(self.envs)
 
   def _learn(self, previous: int) -> None:
     """One update per ``update_period`` env steps after ``learning_starts``;
@@ -423,10 +374,9 @@ class Runner:
     first = max(previous, c.learning_starts)
     num_updates = max(0, s.step // c.update_period - first // c.update_period)
     for u in range(num_updates):
-      batch = self.replay.sample(c.batch_size)
+      batch = self.stepper.replay.sample(c.batch_size)
       if u == num_updates - 1:
-        loss, greedy = self._update_and_act(
-            batch, np.stack([t.observation for t in self.time_steps]))
+        loss, greedy = self._update_and_act(batch, self.stepper.observations())
         self._next_greedy = [int(a) for a in greedy.numpy()]
       else:
         if self._update is None:
@@ -479,7 +429,7 @@ class Runner:
            "epsilon": epsilon, "steps_per_second": self._rate}
     row.update(self._layer_stats())
     if self.measure is not None:
-      row.update(self.measure(self.replay))
+      row.update(self.measure(self.stepper.replay))
     s.train_returns_since_eval, s.losses_since_eval = [], []
     return row
 
@@ -504,43 +454,22 @@ class Runner:
                     "rerun to resume.") from e
 
   def _checkpoint(self) -> None:
-    env_states = []
-    for env in self.envs:
-      try:
-        env_states.append(env.get_state())
-      except NotImplementedError:
-        env_states.append(None)
     state = self.state.to_dict()
     state.update(explore_rng=self.explore_rng.bit_generator.state,
-                 env_states=env_states)
-    self.checkpointer.save(self.state.step, self.replay.save, state)
+                 env_states=self.stepper.env_states())
+    self.checkpointer.save(self.state.step, self.stepper.replay.save, state)
 
   def _restore(self) -> None:
-    restored = self.checkpointer.restore_latest(self._load_replay)
+    restored = self.checkpointer.restore_latest(self.stepper.load_replay)
     if restored is None:
       return
-    step, self.replay, data = restored
+    step, replay, data = restored
     if "env_state" in data:  # written by a single-env loop
       data["env_states"] = [data.pop("env_state")]
     self.state = LoopState.from_dict(step, data)
     self.explore_rng.bit_generator.state = data["explore_rng"]
-    for i, (env, env_state) in enumerate(zip(self.envs, data["env_states"])):
-      if env_state is not None:
-        env.set_state(env_state)  # includes the current time step
-        self.time_steps[i] = env.current_time_step()
-      else:
-        logging.warning("The env state of %s was not checkpointable; the "
-                        "resumed run starts a new episode.", self.config.env)
-        self.time_steps[i] = env.reset()
-        self.state.episode_returns[i] = 0.0
-        self._end_stream(i)  # the stored episode will not continue
+    self.stepper.restore(replay, data["env_states"], self.state)
     logging.info("Resumed %s from step %d.", self.root, step)
-
-  def _end_stream(self, i: int) -> None:
-    if len(self.envs) == 1:
-      self.replay.end_episode()
-    else:
-      self.replay.end_episode(i)
 
 
 def train(config: TrainConfig) -> Dict[str, Any]:
