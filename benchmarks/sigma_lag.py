@@ -35,7 +35,7 @@ from sn_tf.train import Runner  # noqa: E402
 
 class LagRunner(Runner):
   """The training loop, reading each normalised layer's sigma every ``every``
-  steps (at the end of a logging window, after that step's update)."""
+  steps (after that step's update and periodic jobs)."""
 
   def __init__(self, config, root, every: int):
     super().__init__(config, root)
@@ -43,8 +43,8 @@ class LagRunner(Runner):
     self.readings = []
     self.layers = [l for l in self.learner.online_network.sn_layers if l.active]
 
-  def _log(self, epsilon, progress):
-    super()._log(epsilon, progress)
+  def _periodic_jobs(self, epsilon, progress):
+    super()._periodic_jobs(epsilon, progress)
     if self.state.step % self.every:
       return
     for layer in self.layers:

@@ -17,8 +17,7 @@ import dataclasses
 import fcntl
 import json
 import os
-import time
-from typing import Any, Callable, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List
 
 from absl import logging
 import numpy as np
@@ -27,32 +26,18 @@ import tensorflow as tf
 from sn_tf import faults
 from sn_tf import files
 from sn_tf import logs
-from sn_tf import measures
+from sn_tf import periodic
 from sn_tf.agents import Learner, build_learner
 from sn_tf.checkpointing import RunCheckpointer
 from sn_tf.config import TrainConfig, validate
-from sn_tf.envs import make_env, parse_env_id
-from sn_tf.evaluation import episode_statistics, play_episodes, play_steps, step_budget_statistics
 from sn_tf.export import PolicyExporter, ServingPolicy
-from sn_tf.fast_call import FlatCall
+from sn_tf.learner_driver import LearnerDriver, linear_epsilon
 from sn_tf.run_dir import RunDirectory
 from sn_tf.stepper import EnvStepper
 
 # Fields that may change when a run is resumed: the budget (to extend a run),
 # where the run lives (moved, or given as a relative path) and threading.
 RESUMABLE_CHANGES = ("num_steps", "root_dir", "tf_threads")
-
-
-def linear_epsilon(step: int, config: TrainConfig) -> float:
-  """Dopamine's linearly decaying epsilon, with a warm-up at epsilon_start.
-
-  ``start`` until ``learning_starts``, then linear to ``end`` over
-  ``epsilon_decay_steps`` steps, then ``end``.
-  """
-  start, end = config.epsilon_start, config.epsilon_end
-  left = config.epsilon_decay_steps + config.learning_starts - step
-  bonus = (start - end) * left / config.epsilon_decay_steps
-  return end + float(np.clip(bonus, 0.0, start - end))
 
 
 def _configure_threads(n: int) -> None:
@@ -124,73 +109,6 @@ def run_lock(root_dir: str) -> Iterator[None]:
       fcntl.flock(f, fcntl.LOCK_UN)
 
 
-class _Evaluator:
-  """Plays one evaluation at ``eval_epsilon`` on a fresh env: ``eval_episodes``
-  episodes (each capped at ``eval_max_episode_steps``), or ``eval_steps``
-  steps (``sn_tf.evaluation.play_steps``, no episode cut inside them).
-
-  Evaluation ``k`` uses an env and an RNG seeded from (seed, k), so it needs no
-  state in checkpoints and is reproducible.
-  """
-
-  def __init__(self, config: TrainConfig, greedy: Callable[[np.ndarray], Any],
-               num_actions: int):
-    self._config = config
-    self._greedy = greedy
-    self._num_actions = num_actions
-
-  def __call__(self, index: int) -> Dict[str, float]:
-    """The ``eval/*`` metrics of evaluation ``index``."""
-    c = self._config
-    env = make_env(c.env, seed=(c.seed * 7919 + 1_000_003 + index) % 2**32,
-                   training=False,
-                   atari_protocol=c.atari_protocol,
-                   sticky_action_prob=c.sticky_action_prob)
-    rng = np.random.default_rng([c.seed, 2, index])
-    act = lambda ts: int(self._greedy(ts.observation[None]).numpy()[0])
-    common = dict(epsilon=c.eval_epsilon, num_actions=self._num_actions, rng=rng)
-    if c.eval_steps:
-      returns, _, unfinished = play_steps(env, act, steps=c.eval_steps, **common)
-      values = step_budget_statistics(returns, unfinished)
-    else:
-      returns, _ = play_episodes(env, act, episodes=c.eval_episodes,
-                                 max_episode_steps=c.eval_max_episode_steps,
-                                 **common)
-      values = episode_statistics(returns)
-    env.close()
-    return values
-
-
-class _Measures:
-  """The measures of docs/measures.md on one fixed batch of replay states per run.
-
-  The states are drawn once, at the first evaluation, with their own
-  generator (the replay's sampling, hence training, is unchanged) and kept in
-  ``root_dir/measure_states.npy`` so a resumed run measures the same states.
-  """
-
-  def __init__(self, path: str, config: TrainConfig,
-               compute: "measures.NetworkMeasures"):
-    self._path, self._config, self._compute = path, config, compute
-    self._states = None
-    if os.path.isfile(path):
-      self._states = np.load(path, allow_pickle=False)
-
-  def __call__(self, replay) -> Dict[str, float]:
-    if self._states is None:
-      states = measures.draw_states(replay, self._config.measure_states,
-                                    self._config.seed)
-      with files.atomic_write(self._path, "wb") as f:
-        np.save(f, states)
-      self._states = states
-    values = self._compute(self._states)
-    for name, value in values.items():
-      if not np.isfinite(value):
-        raise FloatingPointError(f"{name} is {value}; stopping. The last "
-                                 "checkpoint and export are intact.")
-    return values
-
-
 @dataclasses.dataclass
 class LoopState:
   """The loop's own counters and running tallies (all in each checkpoint).
@@ -226,15 +144,16 @@ class LoopState:
 
 
 class Runner:
-  """One run: its envs and replay (``EnvStepper``), learner, logs and
-  exports, and the loop.
+  """One run, as parts: the envs and replay (``EnvStepper``), acting and
+  learning (``LearnerDriver``), and the periodic jobs (``sn_tf.periodic``:
+  training log, evaluation, policy exports, checkpoints), each with its own
+  schedule.
 
-  ``run()`` restores the newest good checkpoint (if any) and then repeats
-  the named steps of one iteration until ``num_steps``: act, store (the
-  stepper), learn, log, and at evaluation steps evaluate, export and
-  checkpoint. Everything the loop carries between iterations is in
-  ``self.state`` (``LoopState``), the explore RNG, the stepper and the
-  learner, which ``_checkpoint``/``_restore`` save and load together.
+  ``run()`` restores the newest good checkpoint (if any) and then repeats one
+  iteration until ``num_steps``: act, step the envs, learn, then the jobs that
+  are due. Everything the loop carries between iterations is in
+  ``self.state`` (``LoopState``), the stepper and the driver (learner and
+  explore RNG), which ``_checkpoint``/``_restore`` save and load together.
 
   Args:
     config: a validated config.
@@ -243,69 +162,40 @@ class Runner:
 
   def __init__(self, config: TrainConfig, root: str):
     self.config, self.root = config, root
+    self.run_dir = RunDirectory(root)
     self.stepper = EnvStepper(config)
-    self.observation_spec = self.stepper.observation_spec
     from tf_agents.specs import tensor_spec  # pylint: disable=g-import-not-at-top
     self.learner: Learner = build_learner(
         config, tensor_spec.from_spec(self.stepper.time_step_spec),
         tensor_spec.from_spec(self.stepper.action_spec))
-    self.num_actions = self.learner.num_actions
-    # FlatCall: the loop's compiled calls without tf.function's per-call
-    # Python dispatch (~0.3-1 ms a call here; see sn_tf/fast_call.py).
-    self._greedy = FlatCall(self.learner.compiled_greedy_actions())
-    # Acting in the loop: the same call, unless acting also iterates
-    # (act_power_iteration); evaluations always use ``_greedy``.
-    self._acting = (FlatCall(self.learner.compiled_acting_actions())
-                    if config.act_power_iteration else self._greedy)
-    # Learn at the end of step t and act at the start of step t + 1 in one
-    # compiled call (tests check this gives the updates of agent.train).
-    self._update_and_act = FlatCall(self.learner.compiled_update_and_act())
-    # More than one update per iteration (num_envs > update_period): all but
-    # the last are plain updates, traced when first needed.
-    self._update: Optional[FlatCall] = None
-    self.explore_rng = np.random.default_rng([config.seed, 1])
-    self.run_dir = RunDirectory(root)
+    self.driver = LearnerDriver(config, self.learner, root)
     self.checkpointer = RunCheckpointer(self.run_dir.checkpoints,
                                         self.learner.checkpoint_objects())
+    self.checkpoints = periodic.checkpoint_schedule(config)
     self.metrics = logs.MetricsLog(root)
-    self.exporter = self._make_exporter()
-    self.evaluate = _Evaluator(config, self._greedy, self.num_actions)
-    self.measure = self._make_measures()
+    self.train_log = periodic.TrainLog(config, self.metrics)
+    self.evaluation = periodic.Evaluation(
+        config, self.driver.greedy, self.learner.num_actions,
+        periodic.Measures.for_run(config, self.learner,
+                                  self.stepper.observation_spec,
+                                  self.run_dir.measure_states))
+    self.exports = periodic.PolicyExports(config, self._make_exporter(),
+                                          self.run_dir)
     self.state = LoopState(episode_returns=[0.0] * len(self.stepper))
-    # The greedy actions for the envs' current observations with the current
-    # weights, when the last update computed them (None: compute when needed).
-    self._next_greedy: Optional[List[int]] = None
     self._last_row: Dict[str, Any] = {}
-    self._log_start, self._log_start_step, self._rate = time.time(), 0, float("nan")
-
-  # ---- Construction.
 
   def _make_exporter(self) -> PolicyExporter:
-    c, spec = self.config, self.observation_spec
+    c, spec = self.config, self.stepper.observation_spec
     serving = ServingPolicy(self.learner.q_values,
                             self.learner.online_network.variables, spec)
     return PolicyExporter(self.learner.policy, serving,
                           self.learner.train_step_counter, dict(
         env=c.env, agent=c.agent, observation_shape=list(spec.shape),
         observation_dtype=np.dtype(spec.dtype).name,
-        num_actions=self.num_actions, spectral=c.spectral,
+        num_actions=self.learner.num_actions, spectral=c.spectral,
         atari_protocol=c.atari_protocol,
         sticky_action_prob=c.sticky_action_prob),
         policies_dir=self.run_dir.policies)
-
-  def _make_measures(self) -> Optional[_Measures]:
-    c = self.config
-    if not c.measure_states:
-      return None
-    method = c.jacobian_method
-    if method == "auto":
-      method = "exact" if parse_env_id(c.env)[0] == "minatar" else "power"
-    network = self.learner.online_network
-    return _Measures(self.run_dir.measure_states, c,
-                     measures.NetworkMeasures(
-                         self.learner.q_values,
-                         lambda x: network.penultimate_features(x, training=False),
-                         self.observation_spec, jacobian_method=method))
 
   # ---- The loop.
 
@@ -313,32 +203,21 @@ class Runner:
     """Trains until ``num_steps`` (resuming); returns the last metrics row."""
     c = self.config
     self._restore()
+    s = self.state
     # Rows newer than the restored state (or any row, when starting afresh
     # after a kill before the first checkpoint) are written again by this run.
-    self.metrics.truncate_after(self.state.step)
-    if self.state.step >= c.num_steps:
-      logging.info("%s is already complete (%d steps).", self.root, self.state.step)
-    progress = logs.Progress(c.num_steps, self.state.step)
-    self._log_start_step = self.state.step
-    while self.state.step < c.num_steps:
-      epsilon = linear_epsilon(self.state.step, c)
-      actions = self._act(epsilon)
-      previous = self.state.step
-      self.stepper.step(actions, self.state)
+    self.metrics.truncate_after(s.step)
+    if s.step >= c.num_steps:
+      logging.info("%s is already complete (%d steps).", self.root, s.step)
+    progress = logs.Progress(c.num_steps, s.step)
+    self.train_log.start(s.step)
+    while s.step < c.num_steps:
+      epsilon = linear_epsilon(s.step, c)
+      previous = s.step
+      self.stepper.step(self.driver.act(epsilon, self.stepper), s)
       faults.hit("step")
-      self._learn(previous)
-      step = self.state.step
-      if step % c.log_every == 0:
-        self._log(epsilon, progress)
-      if step % c.eval_every == 0 or step == c.num_steps:
-        row = self._evaluate(epsilon)
-        self._export()
-        self._record(row)
-        self._checkpoint()
-        self._last_row = row
-        progress.update(step, f"eval {row['eval/return']:.2f}", force=True)
-      elif c.checkpoint_every and step % c.checkpoint_every == 0:
-        self._checkpoint()
+      self.driver.learn(previous, s, self.stepper)
+      self._periodic_jobs(epsilon, progress)
     progress.close()
     self.stepper.close()
     last_row = self._last_row
@@ -348,97 +227,22 @@ class Runner:
     return dict(last_row, policy_dir=self.run_dir.policy(),
                 root_dir=self.root)
 
-  def _act(self, epsilon: float) -> List[int]:
-    """Epsilon-greedy actions for every env: one batched greedy call (in
-    inference mode) for the envs that need one, unless the last update
-    already computed them."""
-    n = len(self.stepper)
-    actions: List[Optional[int]] = [None] * n
-    for i in range(n):
-      if self.explore_rng.random() < epsilon:
-        actions[i] = int(self.explore_rng.integers(self.num_actions))
-      elif self._next_greedy is not None:
-        actions[i] = self._next_greedy[i]
-    need = [i for i in range(n) if actions[i] is None]
-    if need:
-      greedy = self._acting(self.stepper.observations(need))
-      for i, a in zip(need, greedy.numpy()):
-        actions[i] = int(a)
-    self._next_greedy = None
-    return actions
-
-  def _learn(self, previous: int) -> None:
-    """One update per ``update_period`` env steps after ``learning_starts``;
-    the last one fused with the next greedy actions."""
-    c, s = self.config, self.state
-    first = max(previous, c.learning_starts)
-    num_updates = max(0, s.step // c.update_period - first // c.update_period)
-    for u in range(num_updates):
-      batch = self.stepper.replay.sample(c.batch_size)
-      if u == num_updates - 1:
-        loss, greedy = self._update_and_act(batch, self.stepper.observations())
-        self._next_greedy = [int(a) for a in greedy.numpy()]
-      else:
-        if self._update is None:
-          self._update = FlatCall(self.learner.compiled_update())
-        loss = self._update(batch)
-      loss = faults.value("loss", float(loss))
-      if not np.isfinite(loss):
-        raise FloatingPointError(f"loss is {loss} at step {s.step}; stopping. "
-                                 f"The last checkpoint and export are intact "
-                                 f"(in {self.root}).")
-      s.window_losses.append(loss)
-      s.losses_since_eval.append(loss)
-
-  def _layer_stats(self) -> Dict[str, float]:
-    stats = {name: faults.value("sigma", value)
-             for name, value in self.learner.sigmas().items()}
-    rho = self.learner.rho()
-    if rho is not None:
-      stats["rho"] = faults.value("rho", rho)
-    for name, value in stats.items():
-      if not np.isfinite(value):
-        raise FloatingPointError(
-            f"{name} is {value} at step {self.state.step}; stopping. The last "
-            f"checkpoint and export are intact (in {self.root}).")
-    return stats
-
-  def _log(self, epsilon: float, progress: logs.Progress) -> None:
-    """TensorBoard scalars of the last ``log_every`` steps."""
+  def _periodic_jobs(self, epsilon: float, progress: logs.Progress) -> None:
+    """The jobs due after this step, in order: log; evaluate, export and
+    record; checkpoint."""
     s = self.state
-    now = time.time()
-    self._rate = (s.step - self._log_start_step) / max(now - self._log_start, 1e-9)
-    self._log_start, self._log_start_step = now, s.step
-    values = {"train/return": logs.mean_or_nan(s.window_returns),
-              "train/episodes": float(len(s.window_returns)),
-              "loss": logs.mean_or_nan(s.window_losses),
-              "epsilon": epsilon, "steps_per_second": self._rate}
-    values.update(self._layer_stats())
-    self.metrics.scalars(s.step, values)
-    s.window_returns, s.window_losses = [], []
-    progress.update(s.step, f"return {values['train/return']:.2f}")
-
-  def _evaluate(self, epsilon: float) -> Dict[str, Any]:
-    """Plays an evaluation and measures the network: the metrics row."""
-    s = self.state
-    evaluation = self.evaluate(s.eval_index)
-    s.eval_index += 1
-    row = {"step": s.step, "wall_time": time.time(), **evaluation,
-           "train/return": logs.mean_or_nan(s.train_returns_since_eval),
-           "loss": logs.mean_or_nan(s.losses_since_eval),
-           "epsilon": epsilon, "steps_per_second": self._rate}
-    row.update(self._layer_stats())
-    if self.measure is not None:
-      row.update(self.measure(self.stepper.replay))
-    s.train_returns_since_eval, s.losses_since_eval = [], []
-    return row
-
-  def _export(self) -> None:
-    """``policies/step_<N>``, and ``policies/final`` at the last step."""
-    step = self.state.step
-    self.exporter.export(self.run_dir.policy(step))
-    if step == self.config.num_steps:
-      self.exporter.export(self.run_dir.policy())
+    if self.train_log.schedule.due(s.step):
+      self.train_log(s, epsilon, self.driver.layer_stats(s.step), progress)
+    if self.evaluation.schedule.due(s.step):
+      row = self.evaluation(s, epsilon, self.train_log.rate,
+                            self.driver.layer_stats(s.step),
+                            self.stepper.replay)
+      self.exports(s.step)
+      self._record(row)
+      self._last_row = row
+      progress.update(s.step, f"eval {row['eval/return']:.2f}", force=True)
+    if self.checkpoints.due(s.step):
+      self._checkpoint()
 
   def _record(self, row: Dict[str, Any]) -> None:
     """The row to TensorBoard and ``metrics.csv``. Written before the
@@ -455,7 +259,7 @@ class Runner:
 
   def _checkpoint(self) -> None:
     state = self.state.to_dict()
-    state.update(explore_rng=self.explore_rng.bit_generator.state,
+    state.update(explore_rng=self.driver.rng_state(),
                  env_states=self.stepper.env_states())
     self.checkpointer.save(self.state.step, self.stepper.replay.save, state)
 
@@ -467,7 +271,7 @@ class Runner:
     if "env_state" in data:  # written by a single-env loop
       data["env_states"] = [data.pop("env_state")]
     self.state = LoopState.from_dict(step, data)
-    self.explore_rng.bit_generator.state = data["explore_rng"]
+    self.driver.restore_rng(data["explore_rng"])
     self.stepper.restore(replay, data["env_states"], self.state)
     logging.info("Resumed %s from step %d.", self.root, step)
 
