@@ -1,16 +1,21 @@
 """The one typed configuration object of a training run, and its presets.
 
 Presets hold the hyperparameters of docs/protocol.md#presets, each with its
-source there; every field can be
-overridden. ``make_config`` validates everything before any work starts, and
-its errors name the field (which the launcher exposes as a flag of the same
-name), the value and what is allowed.
+source there; every field can be overridden. Each field carries its help and
+the ``Kind`` of value it holds (``sn_tf.checks``); the rules a field's part
+knows (allowed names, its relation to other fields) live in that part's
+``check_config``. ``make_config`` validates everything before any work
+starts, and its errors name the field (which the launcher exposes as a flag
+of the same name), the value and what is allowed.
 """
 
 import dataclasses
+import importlib
 import json
-import math
 from typing import Any, Dict, Optional, Tuple
+
+from sn_tf.checks import (BOOL, COUNT, DECAY, Kind, NUMBER, POSITIVE,
+                          POSITIVE_INT, PROBABILITY, check, is_int, one_of)
 
 @dataclasses.dataclass(frozen=True)
 class Preset:
@@ -69,14 +74,19 @@ DEFAULT_PRESETS: Dict[Tuple[str, str], str] = {
 }
 
 AGENTS = ("dqn", "c51")
-TD_LOSSES = ("mse", "huber")
-OPTIMIZERS = ("adam", "rmsprop", "sgd")
-JACOBIAN_METHODS = ("auto", "exact", "power")
+
+# The parts a config configures, in the order they check their fields
+# (each module's ``check_config(config)``).
+CHECKED_BY = ("sn_tf.envs.registry", "sn_tf.stepper", "sn_tf.periodic",
+              "sn_tf.measures", "sn_tf.networks.architectures",
+              "sn_tf.agents.losses", "sn_tf.optimizers", "sn_tf.schedulers")
 
 
-def _field(default, help_text: str):
-  """A config field with its one-line help (the launcher flag's help)."""
-  return dataclasses.field(default=default, metadata={"help": help_text})
+def _field(default, help_text: str, kind: Optional[Kind] = None):
+  """A config field with its one-line help (the launcher flag's help) and
+  the ``Kind`` of value it holds (None: its part checks it)."""
+  return dataclasses.field(default=default,
+                           metadata={"help": help_text, "kind": kind})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,54 +99,78 @@ class TrainConfig:
   given here.
   """
   env: str = dataclasses.field(metadata={"help": "minatar:<game> or atari:<Game>."})
-  root_dir: str = dataclasses.field(
-      metadata={"help": "Run directory (resumed if it exists)."})
+  root_dir: str = dataclasses.field(metadata={
+      "help": "Run directory (resumed if it exists).",
+      "kind": Kind(lambda v: isinstance(v, str) and bool(v.strip()),
+                   "give a directory path")})
   preset: str = _field(
       "minatar", "Hyperparameter preset (docs/protocol.md#presets). Default: "
       "minatar (minatar_dqn with --agent=dqn) for MinAtar envs, atari for "
       "Atari envs.")
-  seed: int = _field(0, "Seed of everything (env, network init, exploration, replay).")
-  agent: str = _field("c51", "Agent: dqn or c51.")
+  seed: int = _field(0, "Seed of everything (env, network init, exploration, replay).",
+      kind=Kind(lambda v: is_int(v) and 0 <= v < 2**31, "an integer in [0, 2**31)"))
+  agent: str = _field("c51", "Agent: dqn or c51.", kind=one_of(AGENTS))
   # Budget and evaluation.
-  num_steps: int = _field(5_000_000, "Env (agent) steps to train for.")
-  eval_every: int = _field(250_000, "Evaluate, export and checkpoint every this many steps.")
+  num_steps: int = _field(5_000_000, "Env (agent) steps to train for.",
+      kind=POSITIVE_INT)
+  eval_every: int = _field(250_000, "Evaluate, export and checkpoint every this many steps.",
+      kind=POSITIVE_INT)
   eval_episodes: int = _field(
-      100, "Episodes per evaluation (0: evaluate by --eval_steps instead).")
+      100, "Episodes per evaluation (0: evaluate by --eval_steps instead).",
+      kind=COUNT)
   eval_steps: int = _field(
       0, "Env steps per evaluation, the mean return of the episodes they "
-      "complete (0: evaluate by --eval_episodes instead).")
-  eval_epsilon: float = _field(0.001, "Exploration epsilon during evaluation.")
-  eval_max_episode_steps: int = _field(27_000, "Cap on the length of an evaluation episode.")
+      "complete (0: evaluate by --eval_episodes instead).", kind=COUNT)
+  eval_epsilon: float = _field(0.001, "Exploration epsilon during evaluation.",
+      kind=PROBABILITY)
+  eval_max_episode_steps: int = _field(27_000, "Cap on the length of an evaluation episode.",
+      kind=POSITIVE_INT)
   checkpoint_every: int = _field(
-      0, "Extra checkpoints every this many steps (0: at evaluations only).")
-  log_every: int = _field(1_000, "TensorBoard logging period in steps.")
+      0, "Extra checkpoints every this many steps (0: at evaluations only).",
+      kind=COUNT.noting("0 = checkpoint at each evaluation"))
+  log_every: int = _field(1_000, "TensorBoard logging period in steps.",
+      kind=POSITIVE_INT)
   # Agent and replay.
-  num_atoms: int = _field(51, "Atoms of the C51 distribution.")
-  min_q_value: float = _field(-10.0, "Lowest atom of the C51 support.")
-  max_q_value: float = _field(10.0, "Highest atom of the C51 support.")
+  num_atoms: int = _field(51, "Atoms of the C51 distribution.",
+      kind=POSITIVE_INT)
+  min_q_value: float = _field(-10.0, "Lowest atom of the C51 support.",
+      kind=NUMBER)
+  max_q_value: float = _field(10.0, "Highest atom of the C51 support.",
+      kind=NUMBER)
   td_loss: str = _field("mse", "DQN loss on the TD error: mse or huber.")
-  gamma: float = _field(0.99, "Discount factor.")
-  lr: float = _field(2.5e-4, "Learning rate.")
-  adam_eps: float = _field(3.125e-4, "Adam epsilon.")
-  batch_size: int = _field(32, "Replay batch size.")
-  replay_capacity: int = _field(100_000, "Replay buffer size (observation slots).")
-  learning_starts: int = _field(5_000, "Replay warm-up: steps before the first update.")
-  update_period: int = _field(1, "Env steps per gradient update.")
-  target_update_period: int = _field(1_000, "Env steps between target-network copies.")
-  epsilon_start: float = _field(1.0, "Exploration epsilon during the warm-up.")
-  epsilon_end: float = _field(0.01, "Final exploration epsilon.")
-  epsilon_decay_steps: int = _field(250_000, "Steps of linear epsilon decay after the warm-up.")
-  clip_rewards: bool = _field(False, "Clip training rewards to [-1, 1].")
+  gamma: float = _field(0.99, "Discount factor.", kind=PROBABILITY)
+  lr: float = _field(2.5e-4, "Learning rate.", kind=POSITIVE)
+  adam_eps: float = _field(3.125e-4, "Adam epsilon.", kind=POSITIVE)
+  batch_size: int = _field(32, "Replay batch size.", kind=POSITIVE_INT)
+  replay_capacity: int = _field(100_000, "Replay buffer size (observation slots).",
+      kind=POSITIVE_INT)
+  learning_starts: int = _field(5_000, "Replay warm-up: steps before the first update.",
+      kind=COUNT)
+  update_period: int = _field(1, "Env steps per gradient update.",
+      kind=POSITIVE_INT)
+  target_update_period: int = _field(1_000, "Env steps between target-network copies.",
+      kind=POSITIVE_INT)
+  epsilon_start: float = _field(1.0, "Exploration epsilon during the warm-up.",
+      kind=PROBABILITY)
+  epsilon_end: float = _field(0.01, "Final exploration epsilon.",
+      kind=PROBABILITY)
+  epsilon_decay_steps: int = _field(250_000, "Steps of linear epsilon decay after the warm-up.",
+      kind=POSITIVE_INT)
+  clip_rewards: bool = _field(False, "Clip training rewards to [-1, 1].",
+      kind=BOOL)
   # Network and spectral normalisation.
   spectral: str = _field("none", "Layers to normalise: none, full, -2, -1,-2L, ...")
   conv_norm: str = _field("operator", "SN of convs: operator or reshape.")
-  lipschitz_k: float = _field(1.0, "Target Lipschitz constant K of normalised layers.")
-  leave_smaller: bool = _field(False, "Only shrink layers with sigma > K.")
-  power_iterations: int = _field(1, "Power-iteration steps per training forward pass.")
+  lipschitz_k: float = _field(1.0, "Target Lipschitz constant K of normalised layers.",
+      kind=POSITIVE)
+  leave_smaller: bool = _field(False, "Only shrink layers with sigma > K.",
+      kind=BOOL)
+  power_iterations: int = _field(1, "Power-iteration steps per training forward pass.",
+      kind=POSITIVE_INT)
   act_power_iteration: bool = _field(
       False, "Also iterate in every greedy forward pass of the training "
       "loop's acting, as the reference code (docs/layers.md#power-iteration-lag); "
-      "evaluations and exports never iterate.")
+      "evaluations and exports never iterate.", kind=BOOL)
   minatar_model: str = _field(
       "16/128", "MinAtar net '<conv filters>/<hidden units>', e.g. 16/128 or "
       "16-16/128 (docs/protocol.md#networks).")
@@ -145,10 +179,12 @@ class TrainConfig:
   adam_epsilon_placement: str = _field(
       "reference", "reference (PyTorch, the paper's code) or keras.")
   rmsprop_rho: float = _field(
-      0.9, "RMSprop's decay of the squared-gradient average (PyTorch's alpha).")
-  rmsprop_eps: float = _field(1e-7, "RMSprop's epsilon.")
+      0.9, "RMSprop's decay of the squared-gradient average (PyTorch's alpha).",
+      kind=DECAY)
+  rmsprop_eps: float = _field(1e-7, "RMSprop's epsilon.", kind=POSITIVE)
   rmsprop_centered: bool = _field(
-      False, "Centred RMSprop (divide by the gradient's variance estimate).")
+      False, "Centred RMSprop (divide by the gradient's variance estimate).",
+      kind=BOOL)
   rmsprop_epsilon_placement: str = _field(
       "keras", "RMSprop epsilon: keras (g / sqrt(v + eps)) or reference "
       "(PyTorch, the paper's code: g / (sqrt(v) + eps)).")
@@ -163,22 +199,25 @@ class TrainConfig:
       "paper", "Atari net: paper (Nature CNN, VALID padding, Glorot init) or "
       "dopamine (SAME padding, Dopamine's init) (docs/protocol.md#networks).")
   sticky_action_prob: Optional[float] = _field(
-      None, "Sticky-action probability (default: the env's).")
+      None, "Sticky-action probability (default: the env's).",
+      kind=PROBABILITY.or_none())
   # Analysis measures (docs/measures.md), at every evaluation on a fixed batch
   # of measure_states replay states (0: off); jacobian_method "auto" is exact
   # for MinAtar and power iteration for Atari.
   measure_states: int = _field(
-      256, "Replay states the smoothness/srank measures use at each evaluation (0: off).")
+      256, "Replay states the smoothness/srank measures use at each evaluation (0: off).",
+      kind=COUNT.noting("0 = no smoothness/rank measures"))
   jacobian_method: str = _field(
       "auto", "Jacobian spectral norm: auto (exact on MinAtar, power "
       "iteration on Atari), exact, power.")
   # Execution.
-  tf_threads: int = _field(1, "TF intra/inter-op threads (0: TF's default).")
+  tf_threads: int = _field(1, "TF intra/inter-op threads (0: TF's default).",
+      kind=COUNT.noting("0 = TensorFlow's default"))
   # Environments stepped together, each with its own replay stream; one
   # iteration is num_envs env steps and num_envs / update_period updates.
   num_envs: int = _field(
       1, "Environments stepped together, one replay stream each "
-      "(num_envs / update_period updates per iteration).")
+      "(num_envs / update_period updates per iteration).", kind=POSITIVE_INT)
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -221,7 +260,7 @@ def default_preset(env: str, agent: Optional[str] = None) -> str:
   """The preset of a run on ``env`` that names none (``DEFAULT_PRESETS``);
   ``agent`` None is the default agent, C51."""
   agent = FIELDS["agent"].default if agent is None else agent
-  _check(agent in AGENTS, "agent", agent, f"allowed: {', '.join(AGENTS)}")
+  FIELDS["agent"].metadata["kind"].check("agent", agent)
   return DEFAULT_PRESETS[(env_suite(env), agent)]
 
 
@@ -255,121 +294,20 @@ def make_config(env: str, root_dir: str, preset: Optional[str] = None,
   return config
 
 
-def _check(ok: bool, name: str, value, allowed: str) -> None:
-  if not ok:
-    raise ValueError(f"{name}={value!r} is not allowed; {allowed}.")
-
-
-def _is_int(x) -> bool:
-  return isinstance(x, int) and not isinstance(x, bool)
-
-
 def validate(c: TrainConfig) -> None:
-  """Checks every field of ``c`` (see ``make_config``)."""
-  # Late import: the env registry imports gymnasium/ale-py.
-  # pylint: disable=g-import-not-at-top
-  from sn_tf.envs import ATARI_PROTOCOLS
-  from sn_tf.layers.sn_conv import NORMS as CONV_NORMS
-  # pylint: enable=g-import-not-at-top
-  env_suite(c.env)
-  _check(isinstance(c.root_dir, str) and bool(c.root_dir.strip()), "root_dir",
-         c.root_dir, "give a directory path")
-  _check(_is_int(c.seed) and 0 <= c.seed < 2**31, "seed", c.seed,
-         "an integer in [0, 2**31)")
-  positive_ints = ("num_steps", "eval_every",
-                   "eval_max_episode_steps", "log_every", "num_atoms",
-                   "batch_size", "replay_capacity", "update_period",
-                   "target_update_period", "epsilon_decay_steps",
-                   "power_iterations", "tf_threads", "num_envs")
-  for name in positive_ints:
-    value = getattr(c, name)
-    if name == "tf_threads":
-      _check(_is_int(value) and value >= 0, name, value,
-             "an integer >= 0 (0 = TensorFlow's default)")
-    else:
-      _check(_is_int(value) and value >= 1, name, value, "an integer >= 1")
-  _check(_is_int(c.checkpoint_every) and c.checkpoint_every >= 0,
-         "checkpoint_every", c.checkpoint_every,
-         "an integer >= 0 (0 = checkpoint at each evaluation)")
-  _check(_is_int(c.learning_starts) and c.learning_starts >= 0,
-         "learning_starts", c.learning_starts, "an integer >= 0")
-  _check(_is_int(c.measure_states) and c.measure_states >= 0, "measure_states",
-         c.measure_states, "an integer >= 0 (0 = no smoothness/rank measures)")
-  _check(c.jacobian_method in JACOBIAN_METHODS, "jacobian_method",
-         c.jacobian_method, f"allowed: {', '.join(JACOBIAN_METHODS)}")
-  _check(c.num_atoms >= 2, "num_atoms", c.num_atoms, "an integer >= 2")
-  _check(c.target_update_period % c.update_period == 0, "target_update_period",
-         c.target_update_period,
-         f"a multiple of update_period={c.update_period} (targets are copied "
-         "every target_update_period / update_period updates)")
-  if c.num_envs > 1:
-    for name in ("num_steps", "eval_every", "log_every", "checkpoint_every"):
-      _check(getattr(c, name) % c.num_envs == 0, name, getattr(c, name),
-             f"a multiple of num_envs={c.num_envs} (the loop advances "
-             f"num_envs steps at a time)")
-    _check(c.replay_capacity >= 2 * c.batch_size * c.num_envs, "replay_capacity",
-           c.replay_capacity, f"at least 2 * batch_size * num_envs = "
-           f"{2 * c.batch_size * c.num_envs} (one stream per env)")
-  _check(c.replay_capacity >= 2 * c.batch_size, "replay_capacity",
-         c.replay_capacity, f"at least 2 * batch_size = {2 * c.batch_size}")
-  for name in ("min_q_value", "max_q_value", "lr", "adam_eps",
-               "lipschitz_k", "gamma", "rmsprop_eps"):
-    value = getattr(c, name)
-    _check(isinstance(value, (int, float)) and not isinstance(value, bool)
-           and math.isfinite(value), name, value, "a finite number")
-  _check(c.max_q_value > c.min_q_value, "max_q_value", c.max_q_value,
-         f"greater than min_q_value={c.min_q_value}")
-  _check(0.0 <= c.gamma <= 1.0, "gamma", c.gamma, "a number in [0, 1]")
-  for name in ("lr", "adam_eps", "lipschitz_k", "rmsprop_eps"):
-    _check(getattr(c, name) > 0, name, getattr(c, name), "a number > 0")
-  for name in ("eval_epsilon", "epsilon_start", "epsilon_end"):
-    value = getattr(c, name)
-    _check(isinstance(value, (int, float)) and 0.0 <= value <= 1.0, name,
-           value, "a number in [0, 1]")
-  _check(isinstance(c.rmsprop_rho, (int, float)) and not isinstance(c.rmsprop_rho, bool)
-         and 0.0 <= c.rmsprop_rho < 1.0, "rmsprop_rho", c.rmsprop_rho,
-         "a number in [0, 1)")
-  for name in ("clip_rewards", "leave_smaller", "act_power_iteration",
-               "rmsprop_centered"):
-    _check(isinstance(getattr(c, name), bool), name, getattr(c, name),
-           "true or false")
-  _check(c.conv_norm in CONV_NORMS, "conv_norm", c.conv_norm,
-         f"allowed: {', '.join(CONV_NORMS)}")
-  _check(c.atari_protocol in ATARI_PROTOCOLS, "atari_protocol",
-         c.atari_protocol, f"allowed: {', '.join(ATARI_PROTOCOLS)}")
-  _check(c.sticky_action_prob is None
-         or (isinstance(c.sticky_action_prob, (int, float))
-             and 0.0 <= c.sticky_action_prob <= 1.0),
-         "sticky_action_prob", c.sticky_action_prob, "a number in [0, 1]")
-  _check(c.agent in AGENTS, "agent", c.agent, f"allowed: {', '.join(AGENTS)}")
-  _check(c.td_loss in TD_LOSSES, "td_loss", c.td_loss,
-         f"allowed: {', '.join(TD_LOSSES)}")
-  _check(c.agent == "dqn" or c.td_loss == "mse", "td_loss", c.td_loss,
-         f"a DQN option; agent={c.agent!r} has its own loss (leave td_loss=mse)")
-  for name in ("eval_episodes", "eval_steps"):
-    _check(_is_int(getattr(c, name)) and getattr(c, name) >= 0, name,
-           getattr(c, name), "an integer >= 0")
-  _check((c.eval_episodes > 0) != (c.eval_steps > 0), "eval_steps", c.eval_steps,
-         f"evaluate either by episodes or by steps: exactly one of "
-         f"eval_episodes={c.eval_episodes} and eval_steps={c.eval_steps} is > 0")
-  # The layer spec, against the network it will be applied to.
-  from sn_tf.networks import ATARI_NETWORKS, network_layer_count, parse_layer_selection  # pylint: disable=g-import-not-at-top
+  """Checks every field of ``c`` (see ``make_config``): each field's
+  ``Kind``, the preset's suite, then each part of ``CHECKED_BY`` checks the
+  fields it is configured by."""
   suite = env_suite(c.env)
+  for name, field in FIELDS.items():
+    if field.metadata.get("kind") is not None:
+      field.metadata["kind"].check(name, getattr(c, name))
   suite_presets = [p for p in PRESETS if PRESETS[p].suite == suite]
-  _check(c.preset in suite_presets, "preset", c.preset,
-         f"a {suite} env needs preset {' or '.join(suite_presets)}")
-  _check(c.atari_network in ATARI_NETWORKS, "atari_network", c.atari_network,
-         f"allowed: {', '.join(ATARI_NETWORKS)}")
-  num_layers = network_layer_count(suite, minatar_model=c.minatar_model,
-                                   atari_network=c.atari_network)
-  spectral = parse_layer_selection(c.spectral, num_layers, flag="spectral")
-  # pylint: disable=g-import-not-at-top
-  from sn_tf import schedulers
-  from sn_tf.optimizers import EPSILON_PLACEMENTS
-  # pylint: enable=g-import-not-at-top
-  _check(c.optimizer in OPTIMIZERS, "optimizer", c.optimizer,
-         f"allowed: {', '.join(OPTIMIZERS)}")
-  for name in ("adam_epsilon_placement", "rmsprop_epsilon_placement"):
-    _check(getattr(c, name) in EPSILON_PLACEMENTS, name, getattr(c, name),
-           f"allowed: {', '.join(EPSILON_PLACEMENTS)}")
-  schedulers.validate(c, spectral, num_layers)
+  check(c.preset in suite_presets, "preset", c.preset,
+        f"a {suite} env needs preset {' or '.join(suite_presets)}")
+  check(c.target_update_period % c.update_period == 0, "target_update_period",
+        c.target_update_period,
+        f"a multiple of update_period={c.update_period} (targets are copied "
+        "every target_update_period / update_period updates)")
+  for module in CHECKED_BY:
+    importlib.import_module(module).check_config(c)

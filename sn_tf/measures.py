@@ -24,6 +24,8 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
+from sn_tf.checks import one_of
+
 JACOBIAN_METHODS = ("exact", "power")
 
 
@@ -189,3 +191,9 @@ def draw_states(replay, num_states: int, seed: int) -> np.ndarray:
       out.append(stream.observations_at(slots[rng.integers(0, slots.size, n)]))
   return np.concatenate(out)
 
+
+def check_config(config) -> None:
+  """``jacobian_method``: one of ``JACOBIAN_METHODS``, or ``auto`` (exact on
+  MinAtar, power iteration on Atari)."""
+  one_of(("auto",) + JACOBIAN_METHODS).check("jacobian_method",
+                                            config.jacobian_method)

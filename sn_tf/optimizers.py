@@ -29,7 +29,10 @@ from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import tensorflow as tf
 
+from sn_tf.checks import one_of
+
 RhoSource = Union[tf.Variable, float, Callable[[], tf.Tensor]]
+OPTIMIZERS = ("adam", "rmsprop", "sgd")
 EPSILON_PLACEMENTS = ("keras", "reference")
 SCOPES = ("global", "per_layer")
 
@@ -389,3 +392,10 @@ def divgrad(base: type, name: Optional[str] = None) -> type:
   """DivGrad version of any Keras optimiser class (e.g. ``Adagrad``)."""
   return _divgrad_class(base, name or f"DivGrad{base.__name__}",
                         f"DivGrad with {base.__name__}.")
+
+
+def check_config(config) -> None:
+  """The optimiser's name and epsilon placements (its numbers have kinds)."""
+  one_of(OPTIMIZERS).check("optimizer", config.optimizer)
+  for name in ("adam_epsilon_placement", "rmsprop_epsilon_placement"):
+    one_of(EPSILON_PLACEMENTS).check(name, getattr(config, name))

@@ -18,6 +18,7 @@ import numpy as np
 from sn_tf import files
 from sn_tf import logs
 from sn_tf import measures
+from sn_tf.checks import check
 from sn_tf.config import TrainConfig
 from sn_tf.envs import make_env, parse_env_id
 from sn_tf.evaluation import episode_statistics, play_episodes, play_steps, step_budget_statistics
@@ -187,3 +188,11 @@ class PolicyExports:
     self._exporter.export(self._run_dir.policy(step))
     if step == self._last:
       self._exporter.export(self._run_dir.policy())
+
+
+def check_config(config: TrainConfig) -> None:
+  """An evaluation is by episodes or by steps, not both."""
+  c = config
+  check((c.eval_episodes > 0) != (c.eval_steps > 0), "eval_steps", c.eval_steps,
+        f"evaluate either by episodes or by steps: exactly one of "
+        f"eval_episodes={c.eval_episodes} and eval_steps={c.eval_steps} is > 0")

@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import tensorflow as tf
 
+from sn_tf.checks import check
 from sn_tf.layers.spectral_base import norm_ratio
 
 # The three schedulers the paper names (the C51 study compares them).
@@ -71,11 +72,6 @@ class SpectralRho:
             for layer in self.layers]
 
 
-def _check(ok: bool, name: str, value, allowed: str) -> None:
-  if not ok:
-    raise ValueError(f"{name}={value!r} is not allowed; {allowed}.")
-
-
 class Scheduler:
   """No scheduler; the base of those that act. ``config`` is the run's."""
 
@@ -87,8 +83,8 @@ class Scheduler:
   @classmethod
   def check(cls, config) -> None:
     """Raises ValueError (naming the field) for fields this scheduler cannot
-    take; the layer selection itself is checked by ``validate``."""
-    _check(config.scheduler_scope == "global", "scheduler_scope",
+    take; the layer selection itself is checked by ``check_config``."""
+    check(config.scheduler_scope == "global", "scheduler_scope",
            config.scheduler_scope, f"per_layer exists for scheduler=divgrad "
            f"only, got scheduler={config.scheduler!r}")
 
@@ -182,7 +178,7 @@ class _AdamOnly(Scheduler):
   @classmethod
   def check(cls, config) -> None:
     super().check(config)
-    _check(config.optimizer == "adam", "scheduler", config.scheduler,
+    check(config.optimizer == "adam", "scheduler", config.scheduler,
            f"{cls.name} {cls.what}: it needs optimizer=adam, got "
            f"optimizer={config.optimizer!r}")
 
@@ -221,29 +217,33 @@ SCHEDULERS: Dict[str, Type[Scheduler]] = {
     cls.name: cls for cls in (Scheduler, DivOut, DivGrad, MulEps, DivLR)}
 
 
-def validate(config, spectral, num_layers: int) -> None:
-  """The scheduler fields of ``config``, against the net's layers and the
-  SN selection ``spectral``.
+def check_config(config) -> None:
+  """The scheduler fields of ``config``, against the net's layers and its
+  SN selection.
 
   Raises:
     ValueError: naming the field, the value and what is allowed.
   """
-  from sn_tf.networks import parse_layer_selection  # pylint: disable=g-import-not-at-top
-  from sn_tf.optimizers import SCOPES  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from sn_tf.networks import parse_layer_selection
+  from sn_tf.networks.architectures import config_layers
+  from sn_tf.optimizers import SCOPES
+  # pylint: enable=g-import-not-at-top
   c = config
-  _check(c.scheduler in SCHEDULERS, "scheduler", c.scheduler,
+  num_layers, spectral = config_layers(c)
+  check(c.scheduler in SCHEDULERS, "scheduler", c.scheduler,
          f"allowed: {', '.join(SCHEDULERS)}")
-  _check(c.scheduler_scope in SCOPES, "scheduler_scope", c.scheduler_scope,
+  check(c.scheduler_scope in SCOPES, "scheduler_scope", c.scheduler_scope,
          f"allowed: {', '.join(SCOPES)}")
   SCHEDULERS[c.scheduler].check(c)
   if c.scheduler == "none":
     return
   layers = parse_layer_selection(c.scheduler_layers, num_layers,
                                  flag="scheduler_layers")
-  _check(bool(layers.selected), "scheduler_layers", c.scheduler_layers,
+  check(bool(layers.selected), "scheduler_layers", c.scheduler_layers,
          f"at least one layer for scheduler={c.scheduler}")
   both = sorted(layers.selected & spectral.normalised)
-  _check(not both, "scheduler", c.scheduler,
+  check(not both, "scheduler", c.scheduler,
          f"not together with active SN on the same layers ({both} are in both "
          f"--scheduler_layers={c.scheduler_layers!r} and --spectral={c.spectral!r}); "
          "schedulers act on unnormalised layers")

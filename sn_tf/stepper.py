@@ -14,6 +14,7 @@ from typing import Any, List, Optional, Sequence
 from absl import logging
 import numpy as np
 
+from sn_tf.checks import check
 from sn_tf.config import TrainConfig
 from sn_tf.envs import make_env, parse_env_id
 from sn_tf.envs.time_steps import is_last
@@ -122,3 +123,19 @@ class EnvStepper:
   def close(self) -> None:
     for env in self.envs:
       env.close()
+
+
+def check_config(config: TrainConfig) -> None:
+  """The loop advances ``num_envs`` steps at a time, and each env has its
+  own replay stream of ``replay_capacity / num_envs`` slots."""
+  c = config
+  if c.num_envs > 1:
+    for name in ("num_steps", "eval_every", "log_every", "checkpoint_every"):
+      check(getattr(c, name) % c.num_envs == 0, name, getattr(c, name),
+            f"a multiple of num_envs={c.num_envs} (the loop advances "
+            f"num_envs steps at a time)")
+    check(c.replay_capacity >= 2 * c.batch_size * c.num_envs, "replay_capacity",
+          c.replay_capacity, f"at least 2 * batch_size * num_envs = "
+          f"{2 * c.batch_size * c.num_envs} (one stream per env)")
+  check(c.replay_capacity >= 2 * c.batch_size, "replay_capacity",
+        c.replay_capacity, f"at least 2 * batch_size = {2 * c.batch_size}")

@@ -235,3 +235,17 @@ def test_benchmark_builds_the_one_config(tmp_path):
       config = make_config(env, str(tmp_path), **bench.loop_overrides(args, "-2"))
       assert config.preset == default_preset(env, agent)
   assert (config.atari_network, config.replay_capacity) == ("dopamine", 20_000)
+
+
+def test_every_field_is_checked_by_its_kind_or_its_part():
+  """A value of the wrong kind for any field is refused, naming the field:
+  by the field's ``Kind`` or by the part the field configures."""
+  from sn_tf.config import FIELDS  # pylint: disable=g-import-not-at-top
+  context = {"scheduler_layers": dict(scheduler="divgrad", spectral="none")}
+  for name, field in FIELDS.items():
+    if name in ("env", "root_dir", "preset"):
+      continue
+    bad = "no-such-value" if field.type in (str, "str") else "x"
+    with pytest.raises(ValueError, match=rf"^{name}="):
+      make_config("minatar:breakout", "/tmp/r", "minatar",
+                  **context.get(name, {}), **{name: bad})

@@ -9,7 +9,8 @@ from typing import Optional
 
 import tensorflow as tf
 
-from sn_tf.config import TD_LOSSES
+# The DQN losses on the TD error (``td_loss``).
+TD_LOSSES = ("mse", "huber")
 
 
 def categorical_projection(target_support: tf.Tensor, probabilities: tf.Tensor,
@@ -151,3 +152,14 @@ def dqn_loss(online_q_values: tf.Tensor, actions: tf.Tensor,
   quadratic = tf.minimum(size, 1.0)
   linear = size - quadratic
   return _mean(0.5 * (quadratic * quadratic) + linear, weights)
+
+
+def check_config(config) -> None:
+  """``td_loss``: a DQN option (C51 has its own loss)."""
+  c = config
+  if c.td_loss not in TD_LOSSES:
+    raise ValueError(f"td_loss={c.td_loss!r} is not allowed; allowed: "
+                     f"{', '.join(TD_LOSSES)}.")
+  if c.agent != "dqn" and c.td_loss != "mse":
+    raise ValueError(f"td_loss={c.td_loss!r} is not allowed; a DQN option; "
+                     f"agent={c.agent!r} has its own loss (leave td_loss=mse).")

@@ -11,6 +11,7 @@ from typing import Optional, Tuple
 
 from tf_agents.environments import py_environment
 
+from sn_tf.checks import one_of
 from sn_tf.envs import _checks
 from sn_tf.envs.atari import ATARI_PROTOCOLS
 from sn_tf.envs.atari import AtariEnv
@@ -98,3 +99,9 @@ def make_env(env_id: str, *, seed: int, training: bool,
     return MinAtarEnv(game, seed=seed, sticky_action_prob=sticky_action_prob)
   return AtariEnv(game, seed=seed, training=training, protocol=atari_protocol,
                   sticky_action_prob=sticky_action_prob)
+
+
+def check_config(config) -> None:
+  """The env fields of a run's config (``env`` itself is checked by
+  ``parse_env_id``)."""
+  one_of(ATARI_PROTOCOLS).check("atari_protocol", config.atari_protocol)

@@ -28,7 +28,10 @@ import dataclasses
 import re
 from typing import Any, Optional, Tuple
 
+from sn_tf.checks import check, one_of
+from sn_tf.layers.sn_conv import NORMS as CONV_NORMS
 from sn_tf.networks.c51_network import SNCategoricalQNetwork
+from sn_tf.networks.layer_selection import LayerSelection, parse_layer_selection
 from sn_tf.networks.q_network import SNQNetwork
 
 SIZE_STUDY_MODELS = (
@@ -155,3 +158,25 @@ def network_layer_count(suite: str, *, minatar_model: str = "16/128",
     raise ValueError(f"atari_network={atari_network!r} is not allowed; "
                      f"allowed: {', '.join(ATARI_NETWORKS)}.")
   return ATARI_NETWORKS[atari_network].num_layers
+
+
+def config_layers(config) -> Tuple[int, LayerSelection]:
+  """The layer count of the net a config builds, and its ``spectral``
+  selection (checked against it)."""
+  suite = "atari" if config.env.startswith("atari:") else "minatar"
+  num_layers = network_layer_count(suite, minatar_model=config.minatar_model,
+                                   atari_network=config.atari_network)
+  return num_layers, parse_layer_selection(config.spectral, num_layers,
+                                           flag="spectral")
+
+
+def check_config(config) -> None:
+  """The network fields of a run's config: the C51 support, the conv norm,
+  the net's name and the SN layer selection."""
+  c = config
+  check(c.num_atoms >= 2, "num_atoms", c.num_atoms, "an integer >= 2")
+  check(c.max_q_value > c.min_q_value, "max_q_value", c.max_q_value,
+        f"greater than min_q_value={c.min_q_value}")
+  one_of(CONV_NORMS).check("conv_norm", c.conv_norm)
+  one_of(ATARI_NETWORKS).check("atari_network", c.atari_network)
+  config_layers(c)
