@@ -13,9 +13,9 @@ Aggregates (median, IQM, mean, optimality gap with 95%% stratified-bootstrap
 CIs), performance profiles and the studies' figures come from rliable.
 """
 
-import os
+from sn_tf import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -36,14 +36,14 @@ flags.mark_flags_as_required(["runs_dir", "out"])
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   from sn_tf.analysis.report import write_report  # pylint: disable=g-import-not-at-top
   try:
     index = write_report(_RUNS_DIR.value, _OUT.value,
                          baseline=_BASELINE.value, title=_TITLE.value,
                          runs_name=_RUNS_NAME.value)
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
+    console.bad_flag(str(e))
   print(index)
 
 

@@ -9,9 +9,9 @@ checkpoints/ckpt-*/state.pkl as data once; the run then resumes as before.
 Without --trust_pickled_checkpoint it only lists the pickles and refuses.
 """
 
-import os
+from sn_tf import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -26,13 +26,13 @@ flags.mark_flag_as_required("run_dir")
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   from sn_tf import checkpointing  # pylint: disable=g-import-not-at-top
   try:
     converted = checkpointing.convert_pickled(
         _RUN_DIR.value, trust_pickled_checkpoint=_TRUST.value)
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
+    console.bad_flag(str(e))
   print(f"converted={len(converted)}")
 
 

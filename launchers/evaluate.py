@@ -9,9 +9,9 @@ and prints the mean and std of the return. Deterministic for a fixed --seed.
 """
 
 import json
-import os
+from sn_tf import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -36,7 +36,7 @@ flags.mark_flag_as_required("policy_dir")
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   from sn_tf.evaluation import evaluate_policy  # pylint: disable=g-import-not-at-top
   try:
     result = evaluate_policy(
@@ -44,7 +44,7 @@ def main(argv):
         epsilon=_EPSILON.value, max_episode_steps=_MAX_STEPS.value,
         atari_protocol=_PROTOCOL.value, export_format=_FORMAT.value)
   except ValueError as e:
-    raise app.UsageError(f"--{e}") from None
+    console.bad_flag(f"--{e}")
   if _JSON.value:
     print(json.dumps(result))
   else:

@@ -11,7 +11,9 @@ SavedModel in a fresh load, and plots the learning curve. Rerunning resumes
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sn_tf import console
+
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -31,7 +33,7 @@ def job_overrides(steps: int, seed: int):
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   from sn_tf.analysis.curves import plot_runs  # pylint: disable=g-import-not-at-top
   from sn_tf.config import make_config  # pylint: disable=g-import-not-at-top
   from sn_tf.evaluation import evaluate_policy  # pylint: disable=g-import-not-at-top
@@ -42,7 +44,7 @@ def main(argv):
     config = make_config("minatar:breakout", _ROOT.value,
                          **job_overrides(steps, _SEED.value))
   except ValueError as e:
-    raise app.UsageError(f"--{e}") from None
+    console.bad_flag(f"--{e}")
   print(f"Main job: C51 + SN[-2] on MinAtar Breakout, {steps} steps -> "
         f"{os.path.abspath(config.root_dir)}")
   result = train(config)

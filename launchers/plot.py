@@ -10,6 +10,8 @@ mean with a 95%% bootstrap band, the table their final values.
 from absl import app
 from absl import flags
 
+from sn_tf import console
+
 _RUNS = flags.DEFINE_list("runs", None, "Run directories (with metrics.csv).")
 _LABELS = flags.DEFINE_list(
     "labels", None, "One label per run (default: dir names); runs sharing a "
@@ -25,11 +27,11 @@ flags.mark_flags_as_required(["runs", "out"])
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   from sn_tf.analysis import curves  # pylint: disable=g-import-not-at-top
   labels = _LABELS.value or [r.rstrip("/").split("/")[-1] for r in _RUNS.value]
   if len(labels) != len(_RUNS.value):
-    raise app.UsageError(f"--labels has {len(labels)} entries but --runs has "
+    console.bad_flag(f"--labels has {len(labels)} entries but --runs has "
                          f"{len(_RUNS.value)}; give one label per run.")
   try:
     path = curves.plot_runs(_RUNS.value, labels, _OUT.value, _METRIC.value,
@@ -37,7 +39,7 @@ def main(argv):
     table = curves.markdown_table(
         curves.final_table(_RUNS.value, labels, _METRIC.value), _METRIC.value)
   except ValueError as e:
-    raise app.UsageError(str(e)) from None
+    console.bad_flag(str(e))
   if _TABLE.value:
     with open(_TABLE.value, "w") as f:
       f.write(table)

@@ -20,7 +20,9 @@ line, then runs=<N>, and runs nothing.
 
 import os
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from sn_tf import console
+
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -49,21 +51,21 @@ _CONFIGS = flags.DEFINE_list("configs", None, "--agent=c51 only: only these "
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   import json  # pylint: disable=g-import-not-at-top
   from sn_tf import experiments  # pylint: disable=g-import-not-at-top
   out = _OUT.value
   if out is None:
     if not _PLAN_ONLY.value:
-      raise app.UsageError("--out is required (except with --plan_only).")
+      console.bad_flag("--out is required (except with --plan_only).")
     out = "runs/plan"
   seeds = None
   if _SEEDS.value is not None:
     try:
       seeds = [int(s) for s in _SEEDS.value]
     except ValueError:
-      raise app.UsageError(f"--seeds={','.join(_SEEDS.value)}: allowed: "
-                           "comma-separated integers >= 0.") from None
+      console.bad_flag(f"--seeds={','.join(_SEEDS.value)}: allowed: "
+                           "comma-separated integers >= 0.")
   try:
     if _AGENT.value == "c51":
       if _STUDY.value is not None:
@@ -98,7 +100,7 @@ def main(argv):
                                    ray_address=_RAY_ADDRESS.value or None,
                                    title=f"{title} ({len(plan)} runs)")
   except ValueError as e:
-    raise app.UsageError(f"--{e}") from None
+    console.bad_flag(f"--{e}")
   if result["failed"]:
     raise SystemExit(1)
 

@@ -18,9 +18,9 @@ command skips finished runs and resumes the others; at the end the aggregate
 report is written to <out>/report/index.md.
 """
 
-import os
+from sn_tf import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -40,31 +40,31 @@ flags.mark_flags_as_required(["sweep", "out"])
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   if _CPUS_PER_RUN.value <= 0:
-    raise app.UsageError(f"--cpus_per_run={_CPUS_PER_RUN.value} is not allowed; "
+    console.bad_flag(f"--cpus_per_run={_CPUS_PER_RUN.value} is not allowed; "
                          "a number > 0.")
   if _GPUS_PER_RUN.value < 0:
-    raise app.UsageError(f"--gpus_per_run={_GPUS_PER_RUN.value} is not allowed; "
+    console.bad_flag(f"--gpus_per_run={_GPUS_PER_RUN.value} is not allowed; "
                          "a number >= 0.")
   if _LOCAL_CPUS.value is not None and _LOCAL_CPUS.value < 1:
-    raise app.UsageError(f"--local_cpus={_LOCAL_CPUS.value} is not allowed; "
+    console.bad_flag(f"--local_cpus={_LOCAL_CPUS.value} is not allowed; "
                          "an integer >= 1.")
   if _LOCAL_CPUS.value is not None and _RAY_ADDRESS.value:
-    raise app.UsageError("--local_cpus applies to the embedded Ray only; drop it "
+    console.bad_flag("--local_cpus applies to the embedded Ray only; drop it "
                          "or drop --ray_address.")
   from sn_tf import sweeps  # pylint: disable=g-import-not-at-top
   try:
     plan = sweeps.expand_sweep(sweeps.load_sweep(_SWEEP.value), _OUT.value)
   except ValueError as e:
-    raise app.UsageError(f"--sweep={_SWEEP.value}: {e}") from None
+    console.bad_flag(f"--sweep={_SWEEP.value}: {e}")
   try:
     result = sweeps.run_plan(
         plan, _OUT.value, ray_address=_RAY_ADDRESS.value or None,
         num_cpus=_LOCAL_CPUS.value, cpus_per_run=_CPUS_PER_RUN.value,
         gpus_per_run=_GPUS_PER_RUN.value, report=_REPORT.value)
   except KeyboardInterrupt:
-    raise SystemExit(130) from None
+    raise SystemExit(130)
   if result["failed"]:
     raise SystemExit(1)
 

@@ -11,9 +11,9 @@ take the --preset's value (docs/protocol.md#presets, which gives the source of
 each value). Every flag is validated before any work starts.
 """
 
-import os
+from sn_tf import console
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+console.start()  # TensorFlow and gym load without their start-up notices
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
@@ -50,20 +50,20 @@ def build_config() -> TrainConfig:
   try:
     return make_config(FLAGS.env, FLAGS.root_dir, FLAGS.preset, **overrides)
   except ValueError as e:
-    raise app.UsageError(f"--{e}") from None
+    console.bad_flag(f"--{e}")
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   config = build_config()
   from sn_tf.train import train  # pylint: disable=g-import-not-at-top
   try:
     result = train(config)
   except (ValueError, RuntimeError) as e:  # config clash, root_dir in use
-    raise app.UsageError(str(e)) from None
+    console.bad_flag(str(e))
   except (FloatingPointError, OSError) as e:  # diverged; disk full/unwritable
-    raise SystemExit(f"error: {e}") from None
+    raise SystemExit(f"error: {e}")
   print(f"eval/return={result.get('eval/return')} at step {result.get('step')}; "
         f"run: {result['root_dir']}; policy: {result['policy_dir']}")
 

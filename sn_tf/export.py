@@ -33,6 +33,7 @@ from absl import logging
 import tensorflow as tf
 from tf_agents.policies import policy_saver
 
+from sn_tf import console
 from sn_tf import faults
 
 METADATA_FILE = "sn_tf_policy.json"
@@ -112,7 +113,8 @@ class PolicyExporter:
     with _quiet_saving():
       self._saver.save(tmp)
       self._serving.save(os.path.join(tmp, SERVING_DIR))
-      to_tflite(os.path.join(tmp, SERVING_DIR), os.path.join(tmp, TFLITE_FILE))
+      with console.dropping_known_notices():
+        to_tflite(os.path.join(tmp, SERVING_DIR), os.path.join(tmp, TFLITE_FILE))
     metadata = dict(self._metadata, train_step=int(self._train_step.numpy()),
                     saved_model=SERVING_DIR, tflite=TFLITE_FILE)
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
