@@ -9,6 +9,7 @@ and prints the mean and std of the return. Deterministic for a fixed --seed.
 """
 
 import json
+
 from sn_tf import console
 
 console.start()  # TensorFlow and gym load without their start-up notices
@@ -30,6 +31,11 @@ _FORMAT = flags.DEFINE_enum(
     "Which form of the export plays: tf_agents (PolicySaver, the directory "
     "itself), saved_model (the plain SavedModel in serving/), tflite "
     "(policy.tflite).")
+_TRUST = flags.DEFINE_boolean(
+    "trust_policy", False, "Load the export without checking its ops first "
+    "(by default an export holding an op sn_tf's exports never contain, e.g. "
+    "a file or Python op, or a Flex/custom TFLite op, is refused): only for an "
+    "export whose origin you trust.")
 _JSON = flags.DEFINE_boolean("json", False, "Print the result as JSON.")
 flags.mark_flag_as_required("policy_dir")
 
@@ -37,12 +43,18 @@ flags.mark_flag_as_required("policy_dir")
 def main(argv):
   if len(argv) > 1:
     console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
-  from sn_tf.evaluation import evaluate_policy  # pylint: disable=g-import-not-at-top
+  # pylint: disable=g-import-not-at-top
+  from sn_tf.evaluation import evaluate_policy
+  from sn_tf.export_check import UntrustedExportError
+  # pylint: enable=g-import-not-at-top
   try:
     result = evaluate_policy(
         _POLICY.value, _ENV.value, episodes=_EPISODES.value, seed=_SEED.value,
         epsilon=_EPSILON.value, max_episode_steps=_MAX_STEPS.value,
-        atari_protocol=_PROTOCOL.value, export_format=_FORMAT.value)
+        atari_protocol=_PROTOCOL.value, export_format=_FORMAT.value,
+        trust_policy=_TRUST.value)
+  except UntrustedExportError as e:
+    raise SystemExit(f"evaluate.py: {e}") from None
   except ValueError as e:
     console.bad_flag(f"--{e}")
   if _JSON.value:

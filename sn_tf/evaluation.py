@@ -13,39 +13,47 @@ import numpy as np
 import tensorflow as tf
 
 from sn_tf.analysis.atari_scores import has_human_score, human_normalized_score
+from sn_tf import export_check
 from sn_tf.envs import make_env, parse_env_id, time_steps
 from sn_tf.export import FORMATS, SERVING_DIR, TFLITE_FILE, read_metadata
 
 
-def load_policy(policy_dir: str, export_format: str = "tf_agents"
+def load_policy(policy_dir: str, export_format: str = "tf_agents",
+                trust: bool = False
                 ) -> Tuple[Callable[[Any], int], Dict[str, Any]]:
-  """Loads one form of an exported policy.
+  """Loads one form of an exported policy, after checking it as data
+  (``sn_tf.export_check``: only the ops sn_tf's exports contain, paths
+  inside ``policy_dir``).
 
   Args:
     policy_dir: an export directory (``<root_dir>/policies/final``).
     export_format: ``tf_agents`` (the PolicySaver SavedModel),
       ``saved_model`` (the plain one in ``serving/``) or ``tflite``.
+    trust: load it without checking its ops (an export one trusts).
 
   Returns:
     ``(act, metadata)``: ``act(time_step) -> int`` the greedy action for one
     unbatched TF-Agents ``TimeStep``; the export's ``sn_tf_policy.json``.
 
   Raises:
-    ValueError: naming the directory or format, if it cannot be loaded.
+    ValueError: naming the directory or format, if it cannot be loaded;
+      ``export_check.UntrustedExportError`` (a ValueError) naming the file
+      and the op or path it refuses.
   """
   if export_format not in FORMATS:
     raise ValueError(f"export_format={export_format!r} is not allowed; "
                      f"allowed: {', '.join(FORMATS)}.")
   metadata = read_metadata(policy_dir)
   if export_format == "tf_agents":
-    path = policy_dir
+    path = os.path.realpath(policy_dir)
   else:
-    path = os.path.join(policy_dir, metadata.get(
-        "saved_model" if export_format == "saved_model" else "tflite",
-        SERVING_DIR if export_format == "saved_model" else TFLITE_FILE))
+    key = "saved_model" if export_format == "saved_model" else "tflite"
+    path = export_check.inside(policy_dir, metadata.get(
+        key, SERVING_DIR if key == "saved_model" else TFLITE_FILE), key)
     if not os.path.exists(path):
       raise ValueError(f"policy_dir={policy_dir!r} has no {export_format} "
                        f"export ({path} is missing; exported by an older sn_tf?).")
+  export_check.check_export(policy_dir, export_format, path, trust=trust)
   try:
     if export_format == "tf_agents":
       from tf_agents.trajectories import time_step as ts  # pylint: disable=g-import-not-at-top
@@ -194,7 +202,8 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
                     max_episode_steps: int = 27_000,
                     atari_protocol: Optional[str] = None,
                     sticky_action_prob: Optional[float] = None,
-                    export_format: str = "tf_agents") -> Dict[str, Any]:
+                    export_format: str = "tf_agents",
+                    trust_policy: bool = False) -> Dict[str, Any]:
   """Plays ``episodes`` episodes at ``epsilon``; returns mean/std return.
 
   Deterministic for a fixed ``seed`` (env seed and the epsilon RNG).
@@ -209,6 +218,8 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
     atari_protocol, sticky_action_prob: env options (default: those the
       policy was trained with).
     export_format: which form of the export plays (see ``load_policy``).
+    trust_policy: load it without checking its ops (``load_policy``'s
+      ``trust``).
   """
   if env_id is not None:
     try:
@@ -222,7 +233,7 @@ def evaluate_policy(policy_dir: str, env_id: Optional[str] = None, *,
   if not isinstance(max_episode_steps, int) or max_episode_steps < 1:
     raise ValueError(f"max_episode_steps={max_episode_steps!r} is not allowed; "
                      "an integer >= 1.")
-  act, metadata = load_policy(policy_dir, export_format)
+  act, metadata = load_policy(policy_dir, export_format, trust=trust_policy)
   env_id = env_id or metadata["env"]
   env = make_env(env_id, seed=seed, training=False,
                  atari_protocol=atari_protocol or metadata.get("atari_protocol", "paper"),

@@ -15,6 +15,10 @@ an env against the policy before playing:
   (Keras 3 active or not);
 - ``policy.tflite``: that signature converted by ``tf.lite.TFLiteConverter``.
 
+Both SavedModels are written without TF1's saver functions (file ops that
+loaders do not need), so that ``sn_tf.export_check`` can refuse any file op
+in an export; the TFLite conversion reads a temporary copy that has them.
+
 All three run the network in inference mode: the spectral norms come from the
 stored power-iteration vectors u, v, which nothing in an export updates.
 Exports are atomic: written to a temporary sibling directory, then renamed
@@ -26,8 +30,9 @@ import json
 import logging as std_logging
 import os
 import shutil
+import tempfile
 import warnings
-from typing import Any, Callable, Dict, Iterator, Sequence
+from typing import Any, Callable, Dict, Iterator, Optional, Sequence
 
 from absl import logging
 import tensorflow as tf
@@ -40,6 +45,10 @@ METADATA_FILE = "sn_tf_policy.json"
 SERVING_DIR = "serving"
 TFLITE_FILE = "policy.tflite"
 FORMATS = ("tf_agents", "saved_model", "tflite")
+# Without the TF1 saver functions (SaveV2, RestoreV2, MergeV2Checkpoints: file
+# ops): loaders restore the variables from the object graph without them, and
+# a genuine export then holds no file op at all (``sn_tf.export_check``).
+SAVE_OPTIONS = tf.saved_model.SaveOptions(experimental_skip_saver=True)
 
 
 class ServingPolicy(tf.Module):
@@ -69,14 +78,17 @@ class ServingPolicy(tf.Module):
 
     self.greedy = greedy
 
-  def save(self, directory: str) -> None:
+  def save(self, directory: str, options: Optional[
+      tf.saved_model.SaveOptions] = SAVE_OPTIONS) -> None:
     """Writes the plain SavedModel (``serving_default`` = ``greedy``)."""
     tf.saved_model.save(self, directory,
-                        signatures={"serving_default": self.greedy})
+                        signatures={"serving_default": self.greedy},
+                        options=options)
 
 
 def to_tflite(saved_model_dir: str, path: str) -> None:
-  """Converts the ``serving_default`` signature of a plain SavedModel."""
+  """Converts the ``serving_default`` signature of a plain SavedModel written
+  with its saver functions (the converter restores variables through them)."""
   converter = tf.lite.TFLiteConverter.from_saved_model(
       saved_model_dir, signature_keys=["serving_default"])
   with open(path, "wb") as f:
@@ -111,10 +123,13 @@ class PolicyExporter:
     tmp = os.path.join(parent, f".tmp-{os.path.basename(directory)}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     with _quiet_saving():
-      self._saver.save(tmp)
+      self._saver.save(tmp, options=SAVE_OPTIONS)
       self._serving.save(os.path.join(tmp, SERVING_DIR))
-      with console.dropping_known_notices():
-        to_tflite(os.path.join(tmp, SERVING_DIR), os.path.join(tmp, TFLITE_FILE))
+      with tempfile.TemporaryDirectory(dir=parent,
+                                       prefix=".tmp-tflite-") as with_saver:
+        self._serving.save(with_saver, options=None)
+        with console.dropping_known_notices():
+          to_tflite(with_saver, os.path.join(tmp, TFLITE_FILE))
     metadata = dict(self._metadata, train_step=int(self._train_step.numpy()),
                     saved_model=SERVING_DIR, tflite=TFLITE_FILE)
     with open(os.path.join(tmp, METADATA_FILE), "w") as f:
