@@ -181,3 +181,22 @@ def _first_time_step():
   from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
   env = make_env("minatar:breakout", seed=0, training=False)
   return env.reset()
+
+
+def test_evaluate_launcher_refuses_a_crafted_export(genuine, tmp_path):
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+  policy_dir = _copy(genuine, tmp_path)
+  marker = str(tmp_path / "marker_launcher")
+  serving = os.path.join(policy_dir, "serving")
+  shutil.rmtree(serving)
+  _marker_writing_serving(serving, marker, (10, 10, 4))
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  result = subprocess.run(
+      [sys.executable, os.path.join(repo, "launchers", "evaluate.py"),
+       f"--policy_dir={policy_dir}", "--episodes=1", "--export_format=saved_model"],
+      capture_output=True, text=True, timeout=600)
+  assert result.returncode != 0
+  assert "holds op 'WriteFile'" in result.stderr, result.stderr
+  assert "--trust_policy" in result.stderr
+  assert not os.path.exists(marker)
