@@ -5,8 +5,8 @@ errors, and none of the start-up notices known to be harmless.
 gym) inside ``dropping_known_notices()``: stderr captured at the
 file-descriptor level, every captured line but the ``KNOWN_NOTICES`` (each
 listed, with why it is harmless, in BUILD_NOTES.md) written back. It also
-drops TensorFlow's own INFO log records (e.g. the checkpoint saver's timing;
-its warnings pass) and sets TensorFlow's C++ log threshold to warnings
+drops the INFO log records of installed libraries (e.g. TensorFlow's
+checkpoint saver timing itself; their warnings pass) and sets TensorFlow's C++ log threshold to warnings
 (``TF_CPP_MIN_LOG_LEVEL=1``, unless set). The export wraps its TFLite
 conversion in ``dropping_known_notices()`` too. ``SN_TF_SHOW_NOTICES=1``
 turns all of this off.
@@ -88,13 +88,16 @@ def dropping_known_notices() -> Iterator[None]:
       sys.stderr.flush()
 
 
-class _NotFromTensorFlow(logging.Filter):
-  """Drops TensorFlow's own INFO records (e.g. the checkpoint saver's
-  timing); its warnings and errors pass."""
+class _OwnInfoOnly(logging.Filter):
+  """Drops the INFO records of installed libraries (TensorFlow's checkpoint
+  saver timing itself, rliable announcing each estimate); their warnings and
+  errors pass, and so does every record of sn_tf and its launchers."""
 
   def filter(self, record: logging.LogRecord) -> bool:
-    from_tf = f"{os.sep}tensorflow{os.sep}" in (record.pathname or "")
-    return record.levelno >= logging.WARNING or not from_tf
+    path = record.pathname or ""
+    from_library = any(f"{os.sep}{d}{os.sep}" in path
+                       for d in ("site-packages", "dist-packages"))
+    return record.levelno >= logging.WARNING or not from_library
 
 
 def start() -> None:
@@ -109,7 +112,7 @@ def start() -> None:
     import tf_agents.environments  # noqa: F401  (imports gym)
     from absl import logging as absl_logging
     # pylint: enable=g-import-not-at-top,unused-import
-  absl_logging.get_absl_handler().addFilter(_NotFromTensorFlow())
+  absl_logging.get_absl_handler().addFilter(_OwnInfoOnly())
   logging.getLogger("tensorflow").setLevel(logging.WARNING)
 
 
