@@ -6,21 +6,48 @@ sn_tf's DQN and C51 agents are TF-Agents ``DqnAgent`` /
 SN layers advance their power iteration once per update) against a target
 computed in one target-network pass, one gradient step of the scheduler's
 optimiser, the train-step counter and the periodic target copy. It takes the
-same ``[B, 2]`` ``Trajectory`` as the parents' ``train``, so the agents drop
+same ``[B, 2]`` ``Trajectory`` as the parents' ``train`` (or a ``[B]``
+``Transition``, which TF-Agents' DQN agents also take), so the agents drop
 into a TF-Agents driver and replay buffer; ``stock_train`` is the parent's
 own update, which tests compare it with.
 
 A replay batch (a dict of ``obs [B, ...]``, ``action [B]``, ``reward [B]``,
-``discount [B]`` (0 at true terminals), ``next_obs [B, ...]``) becomes such a
-trajectory with ``trajectory_of``.
+``discount [B]`` (0 at true terminals), ``next_obs [B, ...]``) becomes a
+``Transition`` with ``transition_of`` (what the learner trains on: no two
+time steps stacked and sliced apart again) or a trajectory with
+``trajectory_of``.
 """
 
 from typing import Dict, Optional, Tuple
 
 import tensorflow as tf
 from tf_agents.agents import tf_agent
+from tf_agents.trajectories import policy_step
 from tf_agents.trajectories import time_step as ts
 from tf_agents.trajectories import trajectory
+
+
+def transition_of(batch: Dict[str, tf.Tensor]) -> trajectory.Transition:
+  """The ``Transition`` of a replay batch, ``[B]`` tensors without a time
+  dimension: ``time_step`` (MID, ``s``), ``action_step`` (``a``) and
+  ``next_time_step`` (``s'``, ``r``, ``discount``; LAST where the transition
+  is terminal, ``discount`` 0). What the learner passes to ``agent.train``
+  (TF-Agents' DQN agents take a ``Transition`` as they take a ``[B, 2]``
+  ``Trajectory``, which it is without stacking two time steps)."""
+  discount = batch["discount"]
+  reward = batch["reward"]
+  mid = tf.fill(tf.shape(discount), ts.StepType.MID)
+  next_type = tf.where(discount > 0, mid, tf.fill(tf.shape(mid), ts.StepType.LAST))
+  zeros = tf.zeros_like(reward)
+  return trajectory.Transition(
+      time_step=ts.TimeStep(step_type=mid, reward=zeros,
+                            discount=tf.ones_like(discount),
+                            observation=batch["obs"]),
+      action_step=policy_step.PolicyStep(action=batch["action"], state=(),
+                                         info=()),
+      next_time_step=ts.TimeStep(step_type=next_type, reward=reward,
+                                 discount=discount,
+                                 observation=batch["next_obs"]))
 
 
 def trajectory_of(batch: Dict[str, tf.Tensor]) -> trajectory.Trajectory:
@@ -50,18 +77,24 @@ class LeanTrainMixin:
 
   _clip_rewards = False
 
-  def _transition(self, experience: trajectory.Trajectory
-                  ) -> Tuple[tf.Tensor, ...]:
+  def _transition(self, experience) -> Tuple[tf.Tensor, ...]:
     """``(obs, action, reward, discount, next_obs, valid)`` of a ``[B, 2]``
-    trajectory; ``valid`` is 0 where the first step is LAST (the pair spans
-    two episodes, as a TF-Agents replay may sample), else 1."""
-    reward = experience.reward[:, 0]
+    ``Trajectory`` or a ``[B]`` ``Transition``; ``valid`` is 0 where the
+    first step is LAST (the pair spans two episodes, as a TF-Agents replay
+    may sample), else 1."""
+    if isinstance(experience, trajectory.Transition):
+      first, second = experience.time_step, experience.next_time_step
+      obs, action = first.observation, experience.action_step.action
+      reward, discount = second.reward, second.discount
+      next_obs, first_type = second.observation, first.step_type
+    else:
+      obs, action = experience.observation[:, 0], experience.action[:, 0]
+      reward, discount = experience.reward[:, 0], experience.discount[:, 0]
+      next_obs, first_type = experience.observation[:, 1], experience.step_type[:, 0]
     if self._clip_rewards:
       reward = tf.clip_by_value(reward, -1.0, 1.0)
-    valid = tf.cast(tf.not_equal(experience.step_type[:, 0], ts.StepType.LAST),
-                    tf.float32)
-    return (experience.observation[:, 0], experience.action[:, 0], reward,
-            experience.discount[:, 0], experience.observation[:, 1], valid)
+    valid = tf.cast(tf.not_equal(first_type, ts.StepType.LAST), tf.float32)
+    return obs, action, reward, discount, next_obs, valid
 
   def lean_loss(self, experience: trajectory.Trajectory,
                 weights: Optional[tf.Tensor] = None) -> tf.Tensor:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, List, Optional
 import tensorflow as tf
 
 from sn_tf import schedulers
-from sn_tf.agents.lean_train import trajectory_of
+from sn_tf.agents.lean_train import trajectory_of, transition_of
 from sn_tf.config import TrainConfig
 from sn_tf.envs import parse_env_id
 from sn_tf.networks import SNQNetwork, atari_network, minatar_network
@@ -211,13 +211,13 @@ class Learner(abc.ABC):
   def loss(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
     """The loss ``update`` minimises on ``batch``, without updating (the
     online forward pass is in training mode, so power iteration advances)."""
-    return self._agent.lean_loss(trajectory_of(batch))
+    return self._agent.lean_loss(transition_of(batch))
 
   def update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
     """One gradient update on a replay ``batch`` through the agent's
     ``train`` (the one update path, ``sn_tf.agents.lean_train``); returns
     the loss. The train-step counter and the periodic target copy advance."""
-    return self._agent.train(trajectory_of(batch)).loss
+    return self._agent.train(transition_of(batch)).loss
 
   def stock_update(self, batch: Dict[str, tf.Tensor]) -> tf.Tensor:
     """One update by the parent TF-Agents agent's own ``train`` (what the
