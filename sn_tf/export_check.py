@@ -22,7 +22,7 @@ skips the op checks for an export one trusts, e.g. one made by another tool.
 """
 
 import os
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Tuple
 
 # Every op sn_tf's exporters write, and nothing else: the union over the
 # exports of C51 and DQN on the MinAtar net and both Atari nets, with SN none,
@@ -67,7 +67,7 @@ def saved_model_ops(directory: str) -> Iterator[Tuple[str, str]]:
   try:
     with open(path, "rb") as f:
       model.ParseFromString(f.read())
-  except (OSError, Exception) as e:  # pylint: disable=broad-except
+  except Exception as e:  # pylint: disable=broad-except  (OSError, DecodeError)
     raise UntrustedExportError(f"{path} cannot be read as a SavedModel "
                                f"({e}).") from None
   for meta_graph in model.meta_graphs:
@@ -138,14 +138,14 @@ def inside(policy_dir: str, relative: str, what: str) -> str:
 
 
 def check_export(policy_dir: str, export_format: str, path: str,
-                 trust: bool = False) -> Optional[str]:
+                 trust: bool = False) -> None:
   """Checks the form ``export_format`` of the export in ``policy_dir`` whose
   file or directory is ``path`` (already resolved by ``inside``); nothing
   when ``trust``."""
+  del policy_dir  # named for the caller's symmetry with ``inside``
   if trust:
-    return None
+    return
   if export_format == "tflite":
     check_tflite(path)
   else:
     check_saved_model(path)
-  return path

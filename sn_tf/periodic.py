@@ -38,9 +38,15 @@ class Schedule:
             or (self.also_every > 0 and step % self.also_every == 0))
 
 
+def evaluation_schedule(config: TrainConfig) -> Schedule:
+  """Every ``eval_every`` steps and at the last step (evaluations, exports)."""
+  return Schedule(config.eval_every, config.num_steps)
+
+
 def checkpoint_schedule(config: TrainConfig) -> Schedule:
   """Checkpoints at each evaluation, and every ``checkpoint_every`` steps."""
-  return Schedule(config.eval_every, config.num_steps, config.checkpoint_every)
+  return dataclasses.replace(evaluation_schedule(config),
+                             also_every=config.checkpoint_every)
 
 
 class TrainLog:
@@ -84,7 +90,7 @@ class Evaluation:
 
   def __init__(self, config: TrainConfig, greedy: Callable[[np.ndarray], Any],
                num_actions: int, measure: Optional["Measures"] = None):
-    self.schedule = Schedule(config.eval_every, config.num_steps)
+    self.schedule = evaluation_schedule(config)
     self._config = config
     self._greedy = greedy
     self._num_actions = num_actions
@@ -180,7 +186,7 @@ class PolicyExports:
   last step (``sn_tf.run_dir`` names them)."""
 
   def __init__(self, config: TrainConfig, exporter: PolicyExporter, run_dir):
-    self.schedule = Schedule(config.eval_every, config.num_steps)
+    self.schedule = evaluation_schedule(config)
     self._exporter, self._run_dir = exporter, run_dir
     self._last = config.num_steps
 
