@@ -53,7 +53,7 @@ def main(argv):
   if len(argv) > 1:
     console.bad_flag(f"Unexpected arguments: {' '.join(argv[1:])}")
   import json  # pylint: disable=g-import-not-at-top
-  from sn_tf import experiments  # pylint: disable=g-import-not-at-top
+  from sn_tf import experiments, sweeps  # pylint: disable=g-import-not-at-top
   out = _OUT.value
   if out is None:
     if not _PLAN_ONLY.value:
@@ -101,6 +101,8 @@ def main(argv):
                                    title=f"{title} ({len(plan)} runs)")
   except ValueError as e:
     console.bad_flag(f"--{e}")
+  except sweeps.SweepError:  # its message is already printed
+    raise SystemExit(1)
   if result["failed"]:
     raise SystemExit(1)
 

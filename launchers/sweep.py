@@ -13,7 +13,8 @@ preset) to a list of values or one value, e.g.
 
 Every combination is validated before any work. By default an embedded local
 Ray runs --local_cpus / --cpus_per_run runs at a time; --ray_address=auto (or
-ray://host:port) sends them to an existing cluster. Relaunching the same
+ray://host:port) sends them to an existing cluster, whose nodes must all see
+--out at the same path (checked by each run before it starts). Relaunching the same
 command skips finished runs and resumes the others; at the end the aggregate
 report is written to <out>/report/index.md.
 """
@@ -65,6 +66,8 @@ def main(argv):
         gpus_per_run=_GPUS_PER_RUN.value, report=_REPORT.value)
   except KeyboardInterrupt:
     raise SystemExit(130)
+  except sweeps.SweepError:  # its message is already printed
+    raise SystemExit(1)
   if result["failed"]:
     raise SystemExit(1)
 

@@ -9,21 +9,28 @@ time the run passes ``<point>``, do ``<action>``:
   a sweep: its driver, started as a group leader, and its embedded Ray).
 - ``oserror``: raise ``OSError(ENOSPC)`` (a full or unwritable disk).
 - ``nan`` / ``inf``: ``value(point, x)`` returns NaN / inf instead of ``x``.
+- ``pause``: write this process's id to the file named by
+  ``SN_TF_FAULTS_PAUSED`` and wait there until killed, or until orphaned
+  (its parent, e.g. a Ray node's raylet, is gone), then exit (a run frozen at
+  a known point, for a test to remove the node it runs on).
 
 Points: ``step`` (each env iteration), ``checkpoint.mid`` (TF objects
 written, replay not yet), ``checkpoint.before_rename``, ``export.mid``
 (SavedModel written, not yet in place), ``csv`` (before a metrics row), and
 the value points ``loss``, ``sigma``, ``rho``; in a sweep's driver,
-``sweep.ledger`` (before a record is appended to its ledger).
+``sweep.ledger`` (before a record is appended to its ledger); in a sweep's
+run, ``sweep.storage`` (before it reads the sweep directory's mark).
 """
 
 import errno
 import os
 import signal
+import time
 from typing import Dict, Tuple
 
 ENV = "SN_TF_FAULTS"
-ACTIONS = ("kill", "killgroup", "oserror", "nan", "inf")
+PAUSED_ENV = "SN_TF_FAULTS_PAUSED"
+ACTIONS = ("kill", "killgroup", "oserror", "nan", "inf", "pause")
 _counts: Dict[str, int] = {}
 _plan: Dict[str, Tuple[int, str]] = {}
 _loaded = [False]
@@ -43,6 +50,9 @@ def _load() -> None:
     if action not in ACTIONS:
       raise ValueError(f"{ENV}={spec!r}: action {action!r} of entry {item!r} "
                        f"is unknown; allowed: {', '.join(ACTIONS)}.")
+    if action == "pause" and not os.environ.get(PAUSED_ENV):
+      raise ValueError(f"{ENV}={spec!r}: the action pause of entry {item!r} "
+                       f"needs {PAUSED_ENV} (the file it writes when paused).")
     _plan[parts[0]] = (int(parts[1]), action)
 
 
@@ -64,6 +74,17 @@ def hit(point: str) -> None:
     os.killpg(os.getpgrp(), signal.SIGKILL)
   elif action == "oserror":
     raise OSError(errno.ENOSPC, f"injected fault at {point}: no space left on device")
+  elif action == "pause":
+    _pause()
+
+
+def _pause() -> None:
+  parent = os.getppid()
+  with open(os.environ[PAUSED_ENV], "w") as f:
+    f.write(f"{os.getpid()}\n")
+  while os.getppid() == parent:  # until killed, or orphaned
+    time.sleep(0.2)
+  os._exit(1)  # pylint: disable=protected-access
 
 
 def value(point: str, x: float) -> float:

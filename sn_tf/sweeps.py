@@ -19,8 +19,17 @@ skips complete runs and resumes the others from their checkpoints; a failed
 run is reported with its log and does not stop the others; Ctrl-C cancels the
 tasks (their checkpoints are atomic) and the next launch resumes.
 
+On a cluster (``ray_address``) ``<out>`` must be on storage every node
+mounts at the same path: each run first checks that it sees the mark the
+driver wrote there (``<out>/.sweep_mark``), and the first run that does not
+stops the sweep with its node and the path. A run whose worker process or
+node dies is resubmitted by Ray (``RUN_RETRIES``) and resumes from its
+checkpoint. The progress lines (per node, on a cluster) also go to
+``<out>/progress.log``.
+
 ``<out>/sweep_ledger.jsonl`` records each run as it ends (finished, failed,
-or skipped by a relaunch). A relaunch skips exactly the runs the ledger
+or skipped by a relaunch; a finished run with the node it finished on and how
+many times it started). A relaunch skips exactly the runs the ledger
 records as complete (and whose ``metrics.csv`` reaches ``num_steps``); every
 other run is resumed from its newest checkpoint, which for a run killed after
 its last checkpoint but before its ledger record only confirms it is done.
@@ -32,17 +41,27 @@ import json
 import os
 import re
 import runpy
+import socket
 import sys
 import time
 import traceback
 import typing
-from typing import Any, Callable, Dict, List, Optional, Sequence, Set
+import uuid
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from sn_tf import faults
 from sn_tf.config import FIELDS, TrainConfig, make_config
 from sn_tf.run_dir import RunDirectory
 
 LEDGER = "sweep_ledger.jsonl"
+# The driver writes a fresh id here; each run checks it sees the same file.
+MARK = ".sweep_mark"
+# The driver's progress lines, also kept as plain text.
+PROGRESS_LOG = "progress.log"
+# Ray resubmits a run whose worker process or node died (not one that
+# raised) up to this many times; the new attempt resumes from the run's
+# newest checkpoint.
+RUN_RETRIES = 3
 # Fields a sweep never sets: the sweep names the run directories.
 RESERVED = ("root_dir",)
 
@@ -191,10 +210,50 @@ def expand_sweep(grids: Any, out_dir: str) -> List[PlannedRun]:
 
 # ------------------------------------------------------------------ running
 
-def _train_task(config_json: str, log_path: str, name: str, tracker) -> Dict[str, Any]:
-  """A Ray task: trains one config in this (dedicated) worker process."""
-  if tracker is not None:
-    tracker.started.remote(name)
+class SweepError(RuntimeError):
+  """The sweep cannot go on; the message says why, for the user."""
+
+
+class SharedStorageError(SweepError):
+  """A run's node cannot see the sweep directory (a cluster without shared
+  storage for ``--out``)."""
+
+
+class ClusterError(SweepError):
+  """The driver could not join the Ray cluster at ``ray_address``."""
+
+
+def _node_label(ray) -> str:
+  """This Ray node as ``<ip>/<first 8 hex digits of its id>``."""
+  return f"{ray.util.get_node_ip_address()}/{ray.get_runtime_context().get_node_id()[:8]}"
+
+
+def _check_storage(out_dir: str, mark: str, node: str) -> None:
+  """Raises SharedStorageError unless ``out_dir`` holds the driver's mark."""
+  path = os.path.join(out_dir, MARK)
+  try:
+    faults.hit("sweep.storage")
+    with open(path) as f:
+      seen = f.read().strip()
+  except OSError as e:
+    seen = f"unreadable ({e.strerror or e})"
+  if seen != mark:
+    raise SharedStorageError(
+        f"node {node} cannot see the sweep directory {out_dir} as the driver "
+        f"wrote it ({path}: {seen!r}, expected {mark!r}); on a cluster --out "
+        "must be on storage every node mounts at the same path.")
+
+
+def _train_task(config_json: str, log_path: str, name: str, tracker,
+                out_dir: str, mark: str) -> Dict[str, Any]:
+  """A Ray task: trains one config in this (dedicated) worker process.
+
+  Returns ``{"step", "eval/return", "node"}``.
+  """
+  import ray  # pylint: disable=g-import-not-at-top
+  node = _node_label(ray)
+  tracker.started.remote(name, node)
+  _check_storage(out_dir, mark, node)
   os.makedirs(os.path.dirname(log_path), exist_ok=True)
   fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
   sys.stdout.flush()
@@ -202,6 +261,7 @@ def _train_task(config_json: str, log_path: str, name: str, tracker) -> Dict[str
   os.dup2(fd, 1)  # Python and TensorFlow's C++ output both go to the log
   os.dup2(fd, 2)
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  print(f"[node {node}] {name}", flush=True)
   try:
     from sn_tf.train import train  # pylint: disable=g-import-not-at-top
     result = train(TrainConfig.from_json(config_json))
@@ -211,19 +271,21 @@ def _train_task(config_json: str, log_path: str, name: str, tracker) -> Dict[str
     raise
   print(f"eval/return={result.get('eval/return')} at step {result.get('step')}",
         flush=True)
-  return {"step": result.get("step"), "eval/return": result.get("eval/return")}
+  return {"step": result.get("step"), "eval/return": result.get("eval/return"),
+          "node": node}
 
 
 class _Tracker:
-  """A Ray actor the tasks tell when they start (their queue may be long)."""
+  """A Ray actor the tasks tell when (and on which node) they start."""
 
   def __init__(self):
     self._started = []
 
-  def started(self, name: str) -> None:
-    self._started.append(name)
+  def started(self, name: str, node: str) -> None:
+    self._started.append((name, node))
 
-  def names(self) -> List[str]:
+  def starts(self) -> List[Tuple[str, str]]:
+    """``(name, node)`` of every start so far, a resubmitted run's included."""
     return list(self._started)
 
 
@@ -279,7 +341,8 @@ def start_local_ray(ray, num_cpus: int, echo: Callable[[str], None]) -> None:
   """
   for attempt in range(1, LOCAL_RAY_START_ATTEMPTS + 1):
     try:
-      ray.init(num_cpus=num_cpus, include_dashboard=False,
+      # "local": never attach to another Ray found on this machine.
+      ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
                log_to_driver=False, configure_logging=False)
       return
     except Exception as e:  # pylint: disable=broad-except  (Ray raises Exception)
@@ -293,6 +356,39 @@ def start_local_ray(ray, num_cpus: int, echo: Callable[[str], None]) -> None:
             f"{e}") from e
       echo(f"Ray's local node timed out during startup (attempt {attempt} of "
            f"{LOCAL_RAY_START_ATTEMPTS}; the machine may be busy): retrying.")
+
+
+def join_cluster(ray, address: str) -> None:
+  """Joins the Ray cluster at ``address`` as the sweep's driver.
+
+  Raises:
+    ClusterError: Ray could not connect; the message says whether the
+      cluster refused this driver's authentication token.
+  """
+  host, _, port = address.rpartition(":")
+  if host and port.isdigit():  # Ray itself would retry for many minutes
+    try:
+      socket.create_connection((host, int(port)), timeout=30).close()
+    except OSError as e:
+      raise ClusterError(
+          f"cannot join the Ray cluster at {address}: nothing answers there "
+          f"({e.strerror or e}); is the cluster running, and is the address "
+          "its head node's <ip>:<port>?") from e
+  try:
+    ray.init(address=address, log_to_driver=False, configure_logging=False)
+  except (ConnectionError, RuntimeError) as e:
+    causes, x = [], e
+    while x is not None and len(causes) < 10:
+      causes.append(f"{type(x).__name__}: {x}")
+      x = x.__cause__ or x.__context__
+    if any("AuthToken" in c or "AuthenticationError" in c for c in causes):
+      why = ("the cluster refused this driver's authentication token; run with "
+             "RAY_AUTH_MODE=token and the cluster's token (~/.ray/auth_token, "
+             "or RAY_AUTH_TOKEN_PATH)")
+    else:
+      why = (f"{causes[0]} (is the cluster running, and is the address its "
+             "head node's <ip>:<port>?)")
+    raise ClusterError(f"cannot join the Ray cluster at {address}: {why}") from e
 
 
 def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
@@ -316,6 +412,10 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
   Returns:
     ``{"finished": [...], "skipped": [...], "failed": {name: log}, "report":
     index path or None, "wall_time": seconds}``.
+
+  Raises:
+    ClusterError: the driver could not join the cluster at ``ray_address``.
+    SharedStorageError: a run's node cannot see ``out_dir``.
   """
   import ray  # pylint: disable=g-import-not-at-top
   if cpus_per_run <= 0 or gpus_per_run < 0:
@@ -326,6 +426,7 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
   start = time.time()
   out_dir = os.path.abspath(out_dir)
   os.makedirs(os.path.join(out_dir, "logs"), exist_ok=True)
+  echo = _also_logged(echo, os.path.join(out_dir, PROGRESS_LOG))
   # The ledger, written only after a run's train() returned, is what counts:
   # a run killed between its last metrics row and its ledger record is
   # resumed (a no-op past its final checkpoint), never skipped unrecorded.
@@ -350,10 +451,17 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
       os.environ.setdefault("RAY_worker_niceness", "0")
       start_local_ray(ray, num_cpus or os.cpu_count(), echo)
     else:
-      ray.init(address=ray_address, log_to_driver=False, configure_logging=False)
+      try:
+        join_cluster(ray, ray_address)
+      except ClusterError as e:
+        echo(f"stopped: {e}")
+        raise
     try:
       _run_tasks(ray, todo, out_dir, cpus_per_run, gpus_per_run, finished,
                  failed, progress_every, echo, start)
+    except SharedStorageError as e:
+      echo(f"stopped: {e}")
+      raise
     except KeyboardInterrupt:
       echo("interrupted: cancelling runs; rerun the same command to resume "
            "them from their checkpoints.")
@@ -382,46 +490,98 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
           "failed": failed, "report": index, "wall_time": wall}
 
 
+def _also_logged(echo: Callable[[str], None], path: str) -> Callable[[str], None]:
+  """``echo`` that also appends each line, timestamped, to ``path``."""
+  def both(line: str) -> None:
+    echo(line)
+    with open(path, "a") as f:
+      f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {line}\n")
+  return both
+
+
+def _write_mark(out_dir: str) -> str:
+  """A fresh id in ``out_dir/MARK``, for the runs to find (shared storage)."""
+  mark = uuid.uuid4().hex
+  tmp = os.path.join(out_dir, MARK + ".tmp")
+  with open(tmp, "w") as f:
+    f.write(mark + "\n")
+    f.flush()
+    os.fsync(f.fileno())
+  os.replace(tmp, os.path.join(out_dir, MARK))
+  return mark
+
+
 def _run_tasks(ray, todo, out_dir, cpus_per_run, gpus_per_run, finished,
                failed, progress_every, echo, start) -> None:
-  """Submits ``todo`` and follows them to the end (the body of run_plan)."""
-  tracker = ray.remote(num_cpus=0)(_Tracker).remote()
+  """Submits ``todo`` and follows them to the end (the body of run_plan).
+
+  Raises:
+    SharedStorageError: at the first run whose node cannot see ``out_dir``
+      (the other runs are cancelled).
+  """
+  from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # pylint: disable=g-import-not-at-top
+  mark = _write_mark(out_dir)
+  # On the driver's node: a lost worker node must not take it along.
+  tracker = ray.remote(num_cpus=0)(_Tracker).options(
+      scheduling_strategy=NodeAffinitySchedulingStrategy(
+          ray.get_runtime_context().get_node_id(), soft=False)).remote()
   task = ray.remote(max_calls=1)(_train_task).options(
-      num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=0)
+      num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=RUN_RETRIES)
   refs = {}
   for run in todo:
     log = os.path.join(out_dir, "logs", run.name.replace("/", "__") + ".log")
-    refs[task.remote(run.config.to_json(), log, run.name, tracker)] = (run.name, log)
+    refs[task.remote(run.config.to_json(), log, run.name, tracker, out_dir,
+                     mark)] = (run.name, log)
   pending = list(refs)
+  ended_on: Dict[str, str] = {}  # name -> node it finished on
   last_line = 0.0
   try:
     while pending:
       done, pending = ray.wait(pending, num_returns=1, timeout=progress_every)
+      starts = ray.get(tracker.starts.remote())
       for ref in done:
         name, log = refs[ref]
+        record = {"name": name, "starts": sum(n == name for n, _ in starts)}
         try:
-          ray.get(ref)
+          record["node"] = ended_on[name] = ray.get(ref)["node"]
           finished.append(name)
-          status = "finished"
+          record["status"] = "finished"
+        except SharedStorageError as e:  # Ray's error, also of the cause's class
+          raise SharedStorageError(str(getattr(e, "cause", e))) from None
         except ray.exceptions.RayError as e:  # task error, worker crash, ...
           failed[name] = log
-          status = "failed"
+          record["status"] = "failed"
           echo(f"FAILED {name}: {type(e).__name__}; log: {log}")
-        _append_ledger(out_dir, {"name": name, "status": status,
-                                 "time": time.time()})
+        record["time"] = time.time()
+        _append_ledger(out_dir, record)
       now = time.time()
       if done or now - last_line >= progress_every:
         last_line = now
-        started = len(set(ray.get(tracker.names.remote())))
-        ended = len(finished) + len(failed)
-        running = max(0, started - ended)
-        eta = ""
-        if ended:  # runs end at this average rate so far
-          eta = f", ETA {len(pending) * (now - start) / ended / 60:.1f} min"
-        echo(f"[{ended}/{len(todo)}] finished {len(finished)}, running {running}, "
-             f"waiting {len(pending) - running}, failed {len(failed)}; "
-             f"elapsed {(now - start) / 60:.1f} min{eta}")
-  except KeyboardInterrupt:
+        echo(_progress_line(starts, ended_on, finished, failed, pending,
+                            len(todo), now - start))
+  except (KeyboardInterrupt, SharedStorageError):
     for ref in pending:
       ray.cancel(ref, force=True)
     raise
+
+
+def _progress_line(starts, ended_on, finished, failed, pending, total,
+                   elapsed) -> str:
+  """``[ended/total] finished, running, waiting, failed; elapsed, ETA``, and
+  per node (once runs started on more than one) its running/finished runs."""
+  node_of = dict(starts)  # a resubmitted run: its latest node
+  ended = len(finished) + len(failed)
+  running = [n for n in node_of if n not in finished and n not in failed]
+  eta = ""
+  if ended:  # runs end at this average rate so far
+    eta = f", ETA {len(pending) * elapsed / ended / 60:.1f} min"
+  line = (f"[{ended}/{total}] finished {len(finished)}, running {len(running)}, "
+          f"waiting {len(pending) - len(running)}, failed {len(failed)}; "
+          f"elapsed {elapsed / 60:.1f} min{eta}")
+  nodes = sorted(set(node_of.values()))
+  if len(nodes) > 1:
+    per_node = [f"{node} {sum(node_of[n] == node for n in running)} running "
+                f"{sum(v == node for v in ended_on.values())} finished"
+                for node in nodes]
+    line += "; nodes: " + ", ".join(per_node)
+  return line

@@ -3,8 +3,11 @@
 import collections
 import os
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
 
@@ -93,16 +96,18 @@ def test_sweep_launcher_refuses_a_bad_file_before_any_work(tmp_path):
   assert not (tmp_path / "out").exists()
 
 
-def _launch(sweep_file, out, faults_spec=""):
+def _launch(sweep_file, out, faults_spec="", ray_address=""):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   env.pop(faults.ENV, None)
+  env.pop("RAY_ADDRESS", None)
   if faults_spec:
     env[faults.ENV] = faults_spec
+  where = [f"--ray_address={ray_address}"] if ray_address else ["--local_cpus=2"]
   # Its own session: a killgroup fault kills the driver and its embedded Ray,
   # not pytest.
   return subprocess.Popen(
       [sys.executable, os.path.join(REPO, "launchers", "sweep.py"),
-       f"--sweep={sweep_file}", f"--out={out}", "--local_cpus=2"],
+       f"--sweep={sweep_file}", f"--out={out}"] + where,
       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
       start_new_session=True)
 
@@ -184,6 +189,184 @@ def test_killed_sweep_relaunched_finishes_every_run_exactly_once(tmp_path):
   for name in ended_unrecorded:  # already done: the resume changed nothing
     assert _run_state(os.path.join(out, "runs", name)) == before[name], name
   assert os.path.isfile(os.path.join(out, "report", "index.md"))
+
+
+@pytest.fixture
+def cluster():
+  """A Ray cluster on this machine: a head without CPUs (the sweep's driver
+  joins it) to which a test adds worker nodes; its own temp dir and ports."""
+  from ray.cluster_utils import Cluster  # pylint: disable=g-import-not-at-top
+  temp_dir = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short socket paths
+  head = Cluster(initialize_head=True, head_node_args=dict(
+      num_cpus=0, temp_dir=temp_dir, include_dashboard=False))
+  yield head
+  head.shutdown()
+
+
+def _label(node):
+  return f"{node.node_ip_address}/{node.node_id[:8]}"
+
+
+_TWO_RUNS = dict(env="minatar:breakout", spectral=["none", "-2"], seed=0, **TINY)
+
+
+def _two_run_sweep_on(cluster, tmp_path):
+  """Launches a sweep of ``_TWO_RUNS`` on ``cluster``: (its --out, process)."""
+  sweep_file = write(tmp_path / "sweep_def.py", f"SWEEP = {_TWO_RUNS!r}\n")
+  out = str(tmp_path / "sweep")
+  return out, _launch(sweep_file, out, ray_address=cluster.address)
+
+
+def test_a_sweep_on_a_cluster_spreads_over_its_nodes(tmp_path, cluster):
+  """Two worker nodes of one CPU each: two runs run at once, one per node;
+  each ledger record names its node, and the progress log counts runs per
+  node."""
+  nodes = {_label(cluster.add_node(num_cpus=1)) for _ in range(2)}
+  out, proc = _two_run_sweep_on(cluster, tmp_path)
+  output, _ = proc.communicate(timeout=1800)
+  assert proc.returncode == 0, output
+  records = [r for r in sweeps.read_ledger(out) if r["status"] == "finished"]
+  assert len(records) == 2 and len({r["name"] for r in records}) == 2, records
+  assert {r["node"] for r in records} == nodes, records
+  assert [r["starts"] for r in records] == [1, 1], records
+  log = open(os.path.join(out, sweeps.PROGRESS_LOG)).read()
+  assert "2 runs: 0 already complete, 2 to run" in log
+  per_node = [l for l in log.splitlines() if "; nodes: " in l]
+  assert per_node and all(f"{n} 0 running 1 finished" in per_node[-1]
+                          for n in nodes), log
+  assert os.path.isfile(os.path.join(out, "report", "index.md"))
+
+
+def test_a_node_lost_mid_run_loses_no_run(tmp_path, cluster):
+  """A worker node is removed while its run is frozen at step 400 (after
+  its checkpoint at 300): Ray resubmits the run to the other node, where it
+  resumes from that checkpoint; every run finishes exactly once."""
+  paused = str(tmp_path / "paused")
+  doomed = cluster.add_node(num_cpus=1, env_vars={
+      faults.ENV: "step:400:pause", faults.PAUSED_ENV: paused})
+  survivor = _label(cluster.add_node(num_cpus=1))
+  out, proc = _two_run_sweep_on(cluster, tmp_path)
+  names = [r.name for r in sweeps.expand_sweep(_TWO_RUNS, out)]
+  deadline = time.time() + 1200  # generous: only a hang fails
+  while not os.path.isfile(paused) and proc.poll() is None:
+    assert time.time() < deadline, "no run paused on the doomed node"
+    time.sleep(0.5)
+  assert proc.poll() is None, proc.communicate()[0]
+  pid = open(paused).read().strip()
+  while not pid:  # the file is created, then written
+    pid = open(paused).read().strip()
+  lost = [n for n in names
+          if open(os.path.join(out, "runs", n, ".lock")).read().strip() == pid]
+  assert len(lost) == 1, (pid, names)
+  lost = lost[0]
+  before = _run_state(os.path.join(out, "runs", lost))
+  assert max(before[1]) == 300, before[1]
+  cluster.remove_node(doomed)
+  output, _ = proc.communicate(timeout=1800)
+  assert proc.returncode == 0, output
+  ledger = sweeps.read_ledger(out)
+  assert not [r for r in ledger if r["status"] == "failed"], ledger
+  finished = {r["name"]: r for r in ledger if r["status"] == "finished"}
+  assert sorted(finished) == sorted(names) and len(ledger) == 2, ledger
+  assert finished[lost]["starts"] == 2 and finished[lost]["node"] == survivor
+  after = _run_state(os.path.join(out, "runs", lost))
+  # Resumed from its checkpoint at 300: the rows it covers are kept as they
+  # were (a restart would rewrite their wall times).
+  assert _csv_rows_up_to(after[0], 300) == _csv_rows_up_to(before[0], 300)
+  for step, manifest in before[1].items():  # those not since pruned
+    if step in after[1]:
+      assert after[1][step] == manifest, step
+  rows = read_csv(os.path.join(out, "runs", lost, "metrics.csv"))
+  assert [int(r["step"]) for r in rows] == [150, 300, 450, 600]
+
+
+def test_a_run_that_cannot_see_the_sweep_directory_says_where(tmp_path):
+  out = tmp_path / "sweep"
+  out.mkdir()
+  (out / sweeps.MARK).write_text("abc\n")
+  sweeps._check_storage(str(out), "abc", "10.0.0.7/1a2b3c4d")  # the same file
+  with pytest.raises(sweeps.SharedStorageError,
+                     match=r"node 10.0.0.7/1a2b3c4d cannot see the sweep "
+                           r"directory .*other as the driver wrote it.*"
+                           r"No such file"):
+    sweeps._check_storage(str(tmp_path / "other"), "abc", "10.0.0.7/1a2b3c4d")
+  with pytest.raises(sweeps.SharedStorageError, match=r"'abc', expected 'abd'"):
+    sweeps._check_storage(str(out), "abd", "10.0.0.7/1a2b3c4d")  # a stale copy
+
+
+def test_a_cluster_node_without_the_sweep_directory_stops_the_sweep(tmp_path, cluster):
+  """A node whose reads of --out fail (an unmounted share, simulated by the
+  fault hook on that node only) stops the sweep at its first run, naming the
+  node and the path; no run is recorded."""
+  node = _label(cluster.add_node(num_cpus=1, env_vars={
+      faults.ENV: "sweep.storage:1:oserror"}))
+  out, proc = _two_run_sweep_on(cluster, tmp_path)
+  output, _ = proc.communicate(timeout=1800)
+  assert proc.returncode == 1, output
+  assert (f"stopped: node {node} cannot see the sweep directory "
+          f"{os.path.abspath(out)}") in output, output
+  assert "Traceback" not in output, output
+  assert sweeps.read_ledger(out) == []
+  assert open(os.path.join(out, sweeps.PROGRESS_LOG)).read().count("stopped: ") == 1
+
+
+def test_progress_line_counts_runs_per_node_once_there_are_two():
+  starts = [("a", "n1"), ("b", "n2"), ("c", "n1"), ("a", "n2")]  # a resubmitted
+  line = sweeps._progress_line(starts, {"b": "n2"}, ["b"], {}, ["a", "c", "d"],
+                               4, 120.0)
+  assert line == ("[1/4] finished 1, running 2, waiting 1, failed 0; elapsed "
+                  "2.0 min, ETA 6.0 min; nodes: n1 1 running 0 finished, "
+                  "n2 1 running 1 finished")
+  one_node = sweeps._progress_line([("a", "n1")], {}, [], {}, ["a", "b"], 2, 60.0)
+  assert one_node == ("[0/2] finished 0, running 1, waiting 1, failed 0; "
+                      "elapsed 1.0 min")
+
+
+class _RefusingRay:
+  """``init`` fails as Ray 2.60 does: a ConnectionError raised while
+  handling the GCS client's RuntimeError (caused by ``cause``)."""
+
+  def __init__(self, cause):
+    self.cause = cause
+
+  def init(self, **kwargs):
+    try:
+      try:
+        raise self.cause
+      except Exception as e:
+        raise RuntimeError("Failed to connect to GCS.") from e
+    except RuntimeError:
+      raise ConnectionError(f"Failed to connect to Ray cluster at {kwargs['address']}")
+
+
+class AuthenticationError(Exception):  # named as Ray's
+  pass
+
+
+def test_a_refused_driver_is_told_why_in_one_line():
+  with socket.socket() as head:  # something answers at the address
+    head.bind(("127.0.0.1", 0))
+    head.listen()
+    address = "127.0.0.1:%d" % head.getsockname()[1]
+    with pytest.raises(sweeps.ClusterError,
+                       match=rf"^cannot join the Ray cluster at {address}: the "
+                             r"cluster refused this driver's authentication "
+                             r"token; run with RAY_AUTH_MODE=token"):
+      sweeps.join_cluster(_RefusingRay(AuthenticationError(
+          "RPC error: InvalidAuthToken")), address)
+  with pytest.raises(sweeps.ClusterError,
+                     match=r"^cannot join the Ray cluster at auto: "
+                           r"ConnectionError: Failed to connect to Ray cluster "
+                           r"at auto \(is the cluster running"):
+    sweeps.join_cluster(_RefusingRay(TimeoutError("deadline")), "auto")
+  with socket.socket() as s:  # a port nobody listens on
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  with pytest.raises(sweeps.ClusterError,
+                     match=rf"^cannot join the Ray cluster at 127.0.0.1:{port}: "
+                           r"nothing answers there \(Connection refused\)"):
+    sweeps.join_cluster(_RefusingRay(AssertionError("not reached")),
+                        f"127.0.0.1:{port}")
 
 
 class _FakeRay:
