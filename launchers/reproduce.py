@@ -41,7 +41,7 @@ _OUT = flags.DEFINE_string("out", None, "Output directory (runs, logs, report)."
 _WORKERS = flags.DEFINE_integer("workers", 2, "Runs at a time on this machine "
                                 "(CPUs of the embedded Ray, one per run).")
 _RAY_ADDRESS = flags.DEFINE_string("ray_address", "", "Empty: embedded local "
-                                   "Ray; 'auto' or 'ray://host:port': a cluster.")
+                                   "Ray; '<head ip>:<port>' or 'auto': a cluster.")
 _GAMES = flags.DEFINE_list("games", None, "MinAtar games (default: the budget's).")
 _SEEDS = flags.DEFINE_list("seeds", None, "Seeds (default: the budget's).")
 _NUM_STEPS = flags.DEFINE_integer("num_steps", None, "Steps per run (default: the budget's).")

@@ -12,9 +12,10 @@ preset) to a list of values or one value, e.g.
   num_steps: 250000
 
 Every combination is validated before any work. By default an embedded local
-Ray runs --local_cpus / --cpus_per_run runs at a time; --ray_address=auto (or
-ray://host:port) sends them to an existing cluster, whose nodes must all see
---out at the same path (checked by each run before it starts). Relaunching the same
+Ray runs --local_cpus / --cpus_per_run runs at a time; --ray_address=<head
+ip>:<port> (or auto, on a node of the cluster) sends them to an existing
+cluster, whose nodes must all see --out at the same path (checked by each run
+before it starts; README "Running on a cluster"). Relaunching the same
 command skips finished runs and resumes the others; at the end the aggregate
 report is written to <out>/report/index.md.
 """
@@ -29,8 +30,8 @@ from absl import flags  # noqa: E402
 _SWEEP = flags.DEFINE_string("sweep", None, "Sweep file (.yaml, .yml or .py with SWEEP).")
 _OUT = flags.DEFINE_string("out", None, "Sweep directory (runs, logs, report).")
 _RAY_ADDRESS = flags.DEFINE_string(
-    "ray_address", "", "Empty: start an embedded local Ray; 'auto' or "
-    "'ray://host:port': an existing cluster (--out on a shared file system).")
+    "ray_address", "", "Empty: start an embedded local Ray; '<head ip>:<port>' "
+    "or 'auto': an existing cluster (--out on a shared file system).")
 _LOCAL_CPUS = flags.DEFINE_integer(
     "local_cpus", None, "CPUs of the embedded Ray (default: all cores).")
 _CPUS_PER_RUN = flags.DEFINE_float("cpus_per_run", 1.0, "Ray CPUs per run (> 0).")

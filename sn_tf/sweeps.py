@@ -402,9 +402,10 @@ def run_plan(plan: Sequence[PlannedRun], out_dir: str, *,
     plan: named configs (their ``root_dir`` under ``out_dir/runs``).
     out_dir: the sweep directory (``runs/``, ``logs/``, the ledger, report).
     ray_address: ``None``/``""`` starts an embedded local Ray with
-      ``num_cpus`` CPUs (default: all cores); ``"auto"`` or ``"ray://..."``
-      joins an existing cluster (``out_dir`` must then be on a file system
-      every node sees).
+      ``num_cpus`` CPUs (default: all cores); ``"<head ip>:<port>"`` or
+      ``"auto"`` (from a node of the cluster) joins an existing cluster
+      (``out_dir`` must then be on a file system every node mounts at the
+      same path).
     cpus_per_run, gpus_per_run: Ray resources of one run.
     report: write ``sn_tf.analysis.report``'s report into
       ``out_dir/report`` when every run is complete.
