@@ -6,6 +6,7 @@ computed with ``rliable`` (Agarwal et al., 2021).
 """
 
 import collections
+import csv
 import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -236,3 +237,102 @@ def iteration_train_returns(run_dir: str, iteration_steps: int
     rows.append(dict(iteration=k, first_step=lo + 1, last_step=hi,
                      episodes=int(n), **{"return": total / n if n else float("nan")}))
   return rows
+
+
+def read_reference(path: str) -> Dict[int, np.ndarray]:
+  """A published agent's per-iteration training returns, from a CSV with
+  columns ``seed,iteration,value``: iteration -> its values over seeds.
+
+  Raises:
+    ValueError: a column is missing, or a seed lists an iteration twice.
+  """
+  with open(path, newline="") as f:
+    rows = list(csv.DictReader(f))
+  if not rows or not {"seed", "iteration", "value"} <= set(rows[0]):
+    raise ValueError(f"{path}: expected the columns seed,iteration,value.")
+  seen, out = set(), collections.defaultdict(list)
+  for r in rows:
+    key = (r["seed"], int(r["iteration"]))
+    if key in seen:
+      raise ValueError(f"{path}: seed {key[0]} lists iteration {key[1]} twice.")
+    seen.add(key)
+    out[key[1]].append(float(r["value"]))
+  return {k: np.asarray(v) for k, v in sorted(out.items())}
+
+
+def iteration_rows(run_dirs: Sequence[str], labels: Sequence[str],
+                   iteration_steps: int,
+                   reference: Optional[Dict[int, np.ndarray]] = None
+                   ) -> List[Dict[str, object]]:
+  """Each run's mean training-episode return per iteration
+  (``iteration_train_returns``), beside the reference seeds' range.
+
+  Returns:
+    Dicts with keys ``label, iteration, first_step, last_step, episodes,
+    return`` and, when the reference has the iteration, ``ref_min, ref_max,
+    ref_mean, ref_seeds, within`` (the return lies in [ref_min, ref_max]).
+  """
+  rows = []
+  for run_dir, label in zip(run_dirs, labels):
+    for r in iteration_train_returns(run_dir, iteration_steps):
+      row = dict(label=label, **r)
+      if reference is not None and r["iteration"] in reference:
+        ref = reference[r["iteration"]]
+        row.update(ref_min=float(ref.min()), ref_max=float(ref.max()),
+                   ref_mean=float(ref.mean()), ref_seeds=len(ref),
+                   within=bool(ref.min() <= r["return"] <= ref.max()))
+      rows.append(row)
+  return rows
+
+
+def iteration_markdown(rows: Sequence[Dict[str, object]],
+                       reference_label: str = "reference") -> str:
+  """``iteration_rows`` as a markdown table."""
+  lines = [f"| run | iteration | env steps | episodes | mean training return | "
+           f"{reference_label}: seeds, range (mean) | within |",
+           "|---|---|---|---|---|---|---|"]
+  for r in rows:
+    ref, within = "-", "-"
+    if "ref_min" in r:
+      ref = (f"{r['ref_seeds']}, {r['ref_min']:.1f} to {r['ref_max']:.1f} "
+             f"({r['ref_mean']:.1f})")
+      within = "yes" if r["within"] else "no"
+    lines.append(f"| {r['label']} | {r['iteration']} | {r['first_step']}-"
+                 f"{r['last_step']} | {r['episodes']} | {r['return']:.1f} | "
+                 f"{ref} | {within} |")
+  return "\n".join(lines) + "\n"
+
+
+def plot_iterations(rows: Sequence[Dict[str, object]], out_png: str,
+                    reference: Optional[Dict[int, np.ndarray]] = None,
+                    reference_label: str = "reference", title: str = "") -> str:
+  """Mean training return per iteration: one line per run, the reference
+  seeds as a band (their range) around their mean."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  fig, ax = plt.subplots(figsize=(6, 4))
+  last = max(int(r["iteration"]) for r in rows)
+  if reference:
+    its = [k for k in reference if k <= last]
+    lo = [reference[k].min() for k in its]
+    hi = [reference[k].max() for k in its]
+    n = len(reference[its[0]])
+    ax.fill_between(its, lo, hi, color="grey", alpha=0.25, linewidth=0,
+                    label=f"{reference_label} ({n} seeds, range)")
+    ax.plot(its, [reference[k].mean() for k in its], color="grey",
+            linestyle="--", label=f"{reference_label} (mean)")
+  for label in dict.fromkeys(r["label"] for r in rows):
+    mine = [r for r in rows if r["label"] == label]
+    ax.plot([r["iteration"] for r in mine], [r["return"] for r in mine],
+            marker="o", label=label)
+  ax.set_xlabel("iteration")
+  ax.set_ylabel("mean training-episode return")
+  ax.set_title(title)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
+  fig.savefig(out_png, dpi=120)
+  plt.close(fig)
+  return out_png

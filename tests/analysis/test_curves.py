@@ -144,3 +144,36 @@ def test_a_resumed_run_keeps_the_last_logged_window(tmp_path):
   _log_windows(run, [(200, 1, 7.0)])  # the resumed run logs step 200 again
   rows = curves.iteration_train_returns(run, 200)
   assert rows[0]["return"] == pytest.approx(6.0)
+
+
+def test_iteration_rows_sit_beside_the_reference_seeds(tmp_path):
+  ref_csv = tmp_path / "ref.csv"
+  ref_csv.write_text("seed,iteration,value\n0,0,10\n1,0,30\n0,1,50\n1,1,70\n")
+  reference = curves.read_reference(str(ref_csv))
+  assert sorted(reference) == [0, 1]
+  np.testing.assert_array_equal(reference[1], [50.0, 70.0])
+  run = str(tmp_path / "run")
+  # Iteration 0: 20 (inside 10..30); iteration 1: (1*80 + 1*90) / 2 = 85.
+  _log_windows(run, [(100, 1, 20.0), (200, 0, 0.0), (300, 1, 80.0),
+                     (400, 1, 90.0)])
+  rows = curves.iteration_rows([run], ["none"], 200, reference)
+  assert [(r["iteration"], r["return"], r["within"]) for r in rows] == [
+      (0, 20.0, True), (1, 85.0, False)]
+  assert (rows[1]["ref_min"], rows[1]["ref_max"], rows[1]["ref_seeds"]) == (50.0, 70.0, 2)
+  table = curves.iteration_markdown(rows, "Dopamine C51")
+  assert "| none | 1 | 201-400 | 2 | 85.0 | 2, 50.0 to 70.0 (60.0) | no |" in table
+  assert "Dopamine C51: seeds, range (mean)" in table
+  png = curves.plot_iterations(rows, str(tmp_path / "it.png"), reference, "Dopamine C51")
+  assert os.path.getsize(png) > 0
+  # Without a reference the rows carry no range.
+  assert "ref_min" not in curves.iteration_rows([run], ["none"], 200)[0]
+
+
+def test_a_reference_listing_an_iteration_twice_is_refused(tmp_path):
+  bad = tmp_path / "ref.csv"
+  bad.write_text("seed,iteration,value\n0,0,10\n0,0,11\n")
+  with pytest.raises(ValueError, match="seed 0 lists iteration 0 twice"):
+    curves.read_reference(str(bad))
+  bad.write_text("seed,step,value\n0,0,10\n")
+  with pytest.raises(ValueError, match="expected the columns seed,iteration,value"):
+    curves.read_reference(str(bad))

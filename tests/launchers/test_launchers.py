@@ -164,6 +164,18 @@ def test_train_main_smoke_then_evaluate_exported_policy(tmp_path, capsys):
   assert out.is_file() and "| sn | 2 | 200 |" in (tmp_path / "t.md").read_text()
   bad = run("plot.py", f"--runs={root}", "--labels=a,b", f"--out={out}")
   assert bad.returncode != 0 and "--labels has 2 entries but --runs has 1" in bad.stderr
+  # Training return per iteration beside Dopamine's C51 seeds.
+  reference = os.path.join(REPO, "benchmarks", "results",
+                           "dopamine_c51_roadrunner", "c51_roadrunner.csv")
+  result = run("plot.py", f"--runs={root}", "--labels=sn", "--per_iteration=100",
+               f"--reference={reference}", "--reference_label=Dopamine C51",
+               f"--out={tmp_path / 'it.png'}", f"--table={tmp_path / 'it.md'}")
+  assert result.returncode == 0, result.stderr
+  table = (tmp_path / "it.md").read_text()
+  assert "| sn | 0 | 1-100 |" in table and "| sn | 1 | 101-200 |" in table
+  assert "| 5, 24.8 to 29.4 (26.9) |" in table
+  bad = run("plot.py", f"--runs={root}", f"--reference={reference}", f"--out={out}")
+  assert bad.returncode != 0 and "--reference needs --per_iteration" in bad.stderr
 
 
 def test_reproduce_plan_only_prints_the_runs_and_runs_nothing(tmp_path):
