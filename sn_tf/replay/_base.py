@@ -383,7 +383,8 @@ class _SlotReplay:
     """Writes the buffer (arrays, cursor, counters, RNG state) to ``path``.
 
     One uncompressed ``.npz`` file, written exactly at ``path`` (no suffix is
-    added). Atomic: the data goes to a temporary file in the same directory,
+    added), holding only the slots used so far (a buffer far from full saves
+    little; the unused slots are zeros, as ``load`` recreates them). Atomic: the data goes to a temporary file in the same directory,
     which is flushed, fsynced and then renamed over ``path`` with
     ``os.replace``; on any error the temporary file is removed and an existing
     file at ``path`` is left untouched.
@@ -393,7 +394,8 @@ class _SlotReplay:
     """
     _npz_io.atomic_savez(
         path, self._metadata(),
-        {key: getattr(self, "_" + key) for key in self._ARRAY_KEYS})
+        {key: getattr(self, "_" + key)[:self._slots_used]
+         for key in self._ARRAY_KEYS})
 
   @classmethod
   def load(cls: Type[_ReplayT], path: str) -> _ReplayT:
@@ -419,7 +421,8 @@ class _SlotReplay:
                  check_contiguity=meta["check_contiguity"])
     _npz_io.restore_arrays(
         path, arrays,
-        {key: getattr(replay, "_" + key) for key in cls._ARRAY_KEYS})
+        {key: getattr(replay, "_" + key) for key in cls._ARRAY_KEYS},
+        rows=meta["slots_used"])
     replay._cursor = meta["cursor"]
     replay._new_episode = meta["new_episode"]
     replay._num_valid = meta["num_valid"]

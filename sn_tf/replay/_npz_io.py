@@ -9,7 +9,7 @@ into a freshly built buffer after checking their shapes and dtypes.
 
 import json
 import os
-from typing import Any, Dict, Mapping, Sequence, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -83,22 +83,30 @@ def read_npz(path: PathType, kind: str, format_version: int,
 
 
 def restore_arrays(path: PathType, arrays: Mapping[str, np.ndarray],
-                   targets: Mapping[str, np.ndarray]) -> None:
+                   targets: Mapping[str, np.ndarray],
+                   rows: Optional[int] = None) -> None:
   """Copies ``arrays[key]`` into ``targets[key]`` for every key of ``targets``.
 
   Args:
     path: the file the arrays came from (named in error messages).
     arrays: the arrays read from ``path``.
     targets: the arrays to fill, by key.
+    rows: if given, an array may also hold only the first ``rows`` rows of
+      its target (a buffer saves the slots it has used); the rest of the
+      target is left as it is.
 
   Raises:
     ValueError: naming ``path`` and the key, if an array's shape or dtype
-      differs from its target's.
+      differs from its target's (or its first ``rows`` rows').
   """
   for key, target in targets.items():
     array = arrays[key]
-    if array.shape != target.shape or array.dtype != target.dtype:
+    shapes = [target.shape]
+    if rows is not None and rows != target.shape[0]:
+      shapes.insert(0, (rows,) + target.shape[1:])
+    if array.shape not in shapes or array.dtype != target.dtype:
+      expected = " or ".join(str(s) for s in shapes)
       raise ValueError(f"{path}: array {key!r} has shape {array.shape} "
                        f"and dtype {array.dtype}, expected "
-                       f"{target.shape} and {target.dtype}.")
-    target[...] = array
+                       f"{expected} and {target.dtype}.")
+    target[:array.shape[0]] = array

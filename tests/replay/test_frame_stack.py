@@ -21,7 +21,7 @@ from typing import Dict, List, Optional
 import numpy as np
 import pytest
 
-from sn_tf.replay import FrameStackReplay, UniformReplay
+from sn_tf.replay import FrameStackReplay, UniformReplay, _npz_io
 from sn_tf.replay import frame_stack as frame_stack_module
 
 FRAME_SHAPE = (3, 2)  # rows: episode + 1, step + 1, frame id + 1
@@ -592,3 +592,28 @@ def test_end_episode_starts_a_new_episode():
 def test_accepts_tf_dtype():
   tf = pytest.importorskip("tensorflow")
   assert FrameStackReplay(5, (2, 4), tf.uint8).obs_dtype == np.uint8
+
+
+def test_a_buffer_far_from_full_saves_only_its_used_slots(tmp_path,
+                                                         assert_same_batches):
+  replay, _ = _filled(capacity=500, num_adds=60)
+  used = replay._slots_used  # pylint: disable=protected-access
+  keys = FrameStackReplay._ARRAY_KEYS  # pylint: disable=protected-access
+  assert 60 <= used < 500
+  path = tmp_path / "replay.npz"
+  replay.save(str(path))
+  with np.load(str(path)) as saved:
+    assert all(saved[key].shape[0] == used for key in keys)
+  loaded = FrameStackReplay.load(str(path))
+  for key in keys:  # the unused slots come back as the zeros they were
+    np.testing.assert_array_equal(getattr(loaded, "_" + key),
+                                  getattr(replay, "_" + key))
+  assert_same_batches(replay, loaded)
+  # A file that holds every slot (as sn_tf wrote them before) still loads.
+  whole = tmp_path / "whole.npz"
+  _npz_io.atomic_savez(str(whole), replay._metadata(),  # pylint: disable=protected-access
+                       {key: getattr(replay, "_" + key) for key in keys})
+  older = FrameStackReplay.load(str(whole))
+  for key in keys:
+    np.testing.assert_array_equal(getattr(older, "_" + key),
+                                  getattr(replay, "_" + key))

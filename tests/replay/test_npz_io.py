@@ -232,3 +232,17 @@ def test_restore_arrays_copies_after_checking_shape_and_dtype():
                f"{bad.dtype}, expected (2, 3) and int32.")
     with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
       _npz_io.restore_arrays("f.npz", arrays, fresh)
+
+
+def test_restore_arrays_takes_the_used_rows_or_all_of_them():
+  for rows in (1, 2):  # the first row, or (an older file) every row
+    target = np.zeros((2, 3), np.int32)
+    _npz_io.restore_arrays("f.npz", {"b": np.full((rows, 3), 7, np.int32)},
+                           {"b": target}, rows=1)
+    np.testing.assert_array_equal(target[:rows], 7)
+    np.testing.assert_array_equal(target[rows:], 0)
+  message = ("f.npz: array 'b' has shape (3, 3) and dtype int32, expected "
+             "(1, 3) or (2, 3) and int32.")
+  with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+    _npz_io.restore_arrays("f.npz", {"b": np.zeros((3, 3), np.int32)},
+                           {"b": np.zeros((2, 3), np.int32)}, rows=1)
