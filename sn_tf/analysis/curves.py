@@ -137,8 +137,14 @@ def plot_runs(run_dirs: Sequence[str], labels: Sequence[str], out_png: str,
     if len(dirs) > 1:
       ax.fill_between(steps, ci[0], ci[1], color=line.get_color(), alpha=0.2,
                       linewidth=0)
-  ax.set_xlabel("env steps")
-  ax.set_ylabel(metric)
+  return _save_plot(plt, fig, ax, "env steps", metric, title, out_png)
+
+
+def _save_plot(plt, fig, ax, xlabel: str, ylabel: str, title: str,
+               out_png: str) -> str:
+  """Labels, grid and legend of a one-panel plot, saved as ``out_png``."""
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel)
   ax.set_title(title)
   ax.grid(alpha=0.3)
   ax.legend()
@@ -326,13 +332,5 @@ def plot_iterations(rows: Sequence[Dict[str, object]], out_png: str,
     mine = [r for r in rows if r["label"] == label]
     ax.plot([r["iteration"] for r in mine], [r["return"] for r in mine],
             marker="o", label=label)
-  ax.set_xlabel("iteration")
-  ax.set_ylabel("mean training-episode return")
-  ax.set_title(title)
-  ax.grid(alpha=0.3)
-  ax.legend()
-  fig.tight_layout()
-  os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-  fig.savefig(out_png, dpi=120)
-  plt.close(fig)
-  return out_png
+  return _save_plot(plt, fig, ax, "iteration", "mean training-episode return",
+                    title, out_png)
