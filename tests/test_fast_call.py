@@ -88,6 +88,36 @@ def test_other_dtypes_and_tensors_are_converted_to_the_signature():
   np.testing.assert_array_equal(got, want)
 
 
+def test_under_a_tape_and_in_a_graph_it_is_the_tf_function():
+  """A watching tape gets the call's gradient, and a call while tracing
+  becomes a call op in the graph, as with the tf.function itself."""
+  weights = tf.Variable([[1.0, -2.0], [0.5, 3.0]])
+
+  @tf.function(input_signature=[tf.TensorSpec([None, 2], tf.float32)])
+  def square_sum(x):
+    return tf.reduce_sum(tf.square(tf.matmul(x, weights)))
+
+  flat = FlatCall(square_sum)
+  x = np.array([[1.0, 2.0], [-1.0, 0.5]], np.float32)
+  with tf.GradientTape() as tape:
+    got = flat(x)
+  with tf.GradientTape() as reference:
+    want = square_sum(x)
+  np.testing.assert_array_equal(got.numpy(), want.numpy())
+  grad = tape.gradient(got, weights)
+  assert grad is not None
+  np.testing.assert_array_equal(grad.numpy(),
+                                reference.gradient(want, weights).numpy())
+
+  @tf.function
+  def twice(x):
+    return flat(x) + flat(2.0 * x)
+
+  np.testing.assert_allclose(twice(x).numpy(),
+                             (square_sum(x) + square_sum(2.0 * x)).numpy(),
+                             rtol=1e-6)
+
+
 def test_bad_calls_raise():
   step, _, _ = _model_step()
   flat = FlatCall(step)
@@ -100,5 +130,12 @@ def test_bad_calls_raise():
     flat(batch)
   with pytest.raises((ValueError, TypeError)):
     flat(dict(x=batch["x"]), image)
+  identity = FlatCall(tf.function(
+      lambda x: x, input_signature=[tf.TensorSpec([None], tf.float32)]))
+  with pytest.raises(ValueError, match="1 arguments, the signature has 2"):
+    FlatCall(tf.function(lambda x, y: x, input_signature=[
+        tf.TensorSpec([None], tf.float32)] * 2))(np.zeros(1, np.float32))
+  with pytest.raises(ValueError, match="2 arguments, the signature has 1"):
+    identity(np.zeros(1, np.float32), np.zeros(1, np.float32))
   with pytest.raises(ValueError, match="input_signature"):
     FlatCall(tf.function(lambda x: x))
