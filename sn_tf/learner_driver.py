@@ -9,6 +9,7 @@ step's greedy actions in one compiled call (the updates are those of
 checkpoint.
 """
 
+import math
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -28,7 +29,7 @@ def linear_epsilon(step: int, config: TrainConfig) -> float:
   start, end = config.epsilon_start, config.epsilon_end
   left = config.epsilon_decay_steps + config.learning_starts - step
   bonus = (start - end) * left / config.epsilon_decay_steps
-  return end + float(np.clip(bonus, 0.0, start - end))
+  return end + min(max(bonus, 0.0), start - end)
 
 
 class LearnerDriver:
@@ -64,6 +65,15 @@ class LearnerDriver:
     probability ``epsilon``, else greedy; one batched greedy call (inference
     mode) for the envs that need one, unless the last update computed them."""
     n = len(stepper)
+    if n == 1:  # the same draws and calls as below, for one env
+      if self.explore_rng.random() < epsilon:
+        action = int(self.explore_rng.integers(self.num_actions))
+      elif self._next_greedy is not None:
+        action = self._next_greedy[0]
+      else:
+        action = int(self._acting(stepper.observation(0)[None]).numpy()[0])
+      self._next_greedy = None
+      return [action]
     actions: List[Optional[int]] = [None] * n
     for i in range(n):
       if self.explore_rng.random() < epsilon:
@@ -92,13 +102,13 @@ class LearnerDriver:
       batch = stepper.replay.sample(c.batch_size)
       if u == num_updates - 1:
         loss, greedy = self._update_and_act(batch, stepper.observations())
-        self._next_greedy = [int(a) for a in greedy.numpy()]
+        self._next_greedy = greedy.numpy().tolist()
       else:
         if self._update is None:
           self._update = FlatCall(self.learner.compiled_update())
         loss = self._update(batch)
       loss = faults.value("loss", float(loss))
-      if not np.isfinite(loss):
+      if not math.isfinite(loss):
         raise FloatingPointError(f"loss is {loss} at step {state.step}; "
                                  "stopping. The last checkpoint and export "
                                  f"are intact (in {self._where}).")

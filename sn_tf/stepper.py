@@ -61,23 +61,31 @@ class EnvStepper:
   def __len__(self) -> int:
     return len(self.envs)
 
+  def observation(self, env: int) -> np.ndarray:
+    """``[*obs]``: the current observation of env ``env``."""
+    return self.time_steps[env].observation
+
   def observations(self, envs: Optional[Sequence[int]] = None) -> np.ndarray:
-    """``[n, *obs]``: the current observations of ``envs`` (default all)."""
+    """``[n, *obs]``: the current observations of ``envs`` (default all);
+    for one env, a view of its observation (read it, do not write it)."""
+    if self._single and envs is None:
+      return self.time_steps[0].observation[None]
     idx = range(len(self.envs)) if envs is None else envs
     return np.stack([self.time_steps[i].observation for i in idx])
 
   def step(self, actions: List[int], state) -> None:
     """Steps each env, stores its transition, tallies finished episodes
     into ``state`` (a ``LoopState``) and advances its step count."""
+    add = self.replay.add
     for i, env in enumerate(self.envs):
       time_step = self.time_steps[i]
       next_step = env.step(np.int32(actions[i]))
       reward = float(next_step.reward)
       episode_end = is_last(next_step)
       terminal = episode_end and float(next_step.discount) == 0.0
-      self._stream_call("add", i, time_step.observation, actions[i], reward,
-                        next_step.observation, terminal=terminal,
-                        episode_end=episode_end)
+      stream = () if self._single else (i,)
+      add(*stream, time_step.observation, actions[i], reward,
+          next_step.observation, terminal, episode_end)
       state.episode_returns[i] += reward
       if episode_end:
         state.window_returns.append(state.episode_returns[i])
