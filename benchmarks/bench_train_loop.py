@@ -14,9 +14,13 @@ plain-Keras floor: the same formula with a hand-written Keras step and act of
 the same agent and net (`plain_keras_times`), called flat as the loop calls its
 own compiled functions (graph against graph), timed before and after the loop
 in the same process, and end to end over it; and, for reference, the same floor
-with the plain step and act called through `tf.function` the ordinary way. Then
-a profile of the update's parts. Prints the tables, then
-`end_to_end_steps_per_s_<sn|none>=<value>` and, last,
+with the plain step and act called through `tf.function` the ordinary way; and
+a hand-written plain-Keras loop of the same agent (`plain_keras_loop`: env,
+ring buffer, epsilon-greedy act, update every update_period steps), run end to
+end before and after, and the ratio of the project's loop to it. Then a
+profile of the update's parts. Prints the tables, then
+`end_to_end_steps_per_s_<sn|none>=<value>`,
+`e2e_over_plain_loop_<sn|none>=<ratio>` and, last,
 `e2e_over_plain_floor_<sn|none>=<ratio>` for the last --spectral setting.
 
   python benchmarks/bench_train_loop.py [--agent c51|dqn] [--spectral none,-2]
@@ -112,9 +116,9 @@ def isolated_times(config, repeats):
   return times, profile
 
 
-def plain_keras_times(config, obs_shape, num_actions, repeats):
-  """ms of a plain Keras step of the same agent and net, no sn_tf code: the
-  floor a hand-written loop would reach.
+def plain_keras_functions(config, obs_shape, num_actions):
+  """A plain Keras update and greedy act of the same agent and net as
+  ``config``'s, no sn_tf code: two ``tf.function``s with input signatures.
 
   The net is ``Sequential`` Conv2D(relu)... -> Flatten -> Dense(relu)...
   -> Dense: ``config.minatar_model``'s 3x3 convs, or on Atari the Nature
@@ -126,15 +130,8 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
   forward, loss on the taken action (C51: softmax cross-entropy; DQN: MSE),
   backward, Adam. The act is a ``tf.function`` greedy action at batch 1
   (plain graph; the project compiles its act with XLA).
-
-  ``train`` and ``act`` call the two through ``FlatCall``, as the training
-  loop calls its own (NumPy in, no ``tf.function`` dispatch): the floor the
-  project's graphs are held to. ``train_ordinary`` and ``act_ordinary`` call
-  the ``tf.function`` itself, as a hand-written loop usually would (0.15-0.65
-  ms more a call here).
   """
   from sn_tf.config import env_suite  # pylint: disable=g-import-not-at-top
-  from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
   from sn_tf.networks import ATARI_NETWORKS, parse_minatar_model  # pylint: disable=g-import-not-at-top
   c51 = config.agent == "c51"
   atoms = config.num_atoms if c51 else 1
@@ -207,6 +204,21 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
   def act(obs):
     return tf.argmax(q_of(online, obs)[1], -1, output_type=tf.int32)
 
+  return update, act
+
+
+def plain_keras_times(config, obs_shape, num_actions, repeats):
+  """ms of a plain Keras step of the same agent and net, no sn_tf code: the
+  floor a hand-written loop would reach.
+
+  ``train`` and ``act`` call ``plain_keras_functions``' update and act
+  through ``FlatCall``, as the training loop calls its own (NumPy in, no
+  ``tf.function`` dispatch): the floor the project's graphs are held to.
+  ``train_ordinary`` and ``act_ordinary`` call the ``tf.function`` itself, as
+  a hand-written loop usually would (0.15-0.65 ms more a call here).
+  """
+  from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
+  update, act = plain_keras_functions(config, obs_shape, num_actions)
   rng = np.random.default_rng(1)
   shape = (config.batch_size,) + tuple(obs_shape)
   args = ((rng.random(shape) > 0.7).astype(np.uint8),
@@ -220,6 +232,56 @@ def plain_keras_times(config, obs_shape, num_actions, repeats):
               act=_timed(lambda: int(flat_act(obs).numpy()[0]), repeats),
               train_ordinary=_timed(lambda: float(update(*args)), repeats),
               act_ordinary=_timed(lambda: int(act(obs).numpy()[0]), repeats))
+
+
+def plain_keras_loop(config, obs_shape, num_actions, num_steps, timed_steps):
+  """Env steps/s of a hand-written training loop over its last
+  ``timed_steps`` steps: ``plain_keras_functions``' update and act called
+  through ``FlatCall``, the project's env (as in the floor's env step), a
+  NumPy ring buffer that stores both observations of each transition (as
+  CleanRL's does), the same epsilon schedule and update schedule as
+  ``config``, and a separate act call on every greedy step (no fused
+  update + act). No logging, evaluation or checkpoints.
+
+  It is a real loop where the floor adds up calls timed in tight loops: the
+  gap between the two is what running one env's step, its replay write and
+  the calls in turn costs in a Python loop on this CPU.
+  """
+  from sn_tf.envs import make_env  # pylint: disable=g-import-not-at-top
+  from sn_tf.envs.time_steps import is_last  # pylint: disable=g-import-not-at-top
+  from sn_tf.fast_call import FlatCall  # pylint: disable=g-import-not-at-top
+  from sn_tf.learner_driver import linear_epsilon  # pylint: disable=g-import-not-at-top
+  update, act = plain_keras_functions(config, obs_shape, num_actions)
+  flat_update, flat_act = FlatCall(update), FlatCall(act)
+  env = make_env(config.env, seed=0, training=True)
+  capacity = min(config.replay_capacity, num_steps)
+  obs_buf = np.zeros((capacity,) + tuple(obs_shape), np.uint8)
+  next_buf = np.zeros_like(obs_buf)
+  action_buf = np.zeros(capacity, np.int32)
+  reward_buf = np.zeros(capacity, np.float32)
+  discount_buf = np.zeros(capacity, np.float32)
+  rng = np.random.default_rng(0)
+  obs = env.reset().observation
+  start = None
+  for step in range(num_steps):
+    if step == num_steps - timed_steps:
+      start = time.perf_counter()
+    if rng.random() < linear_epsilon(step, config):
+      action = int(rng.integers(num_actions))
+    else:
+      action = int(flat_act(obs[None]).numpy()[0])
+    next_step = env.step(np.int32(action))
+    slot = step % capacity
+    obs_buf[slot], next_buf[slot] = obs, next_step.observation
+    action_buf[slot], reward_buf[slot] = action, next_step.reward
+    discount_buf[slot] = next_step.discount
+    obs = (env.reset() if is_last(next_step) else next_step).observation
+    if (step + 1 >= config.learning_starts
+        and (step + 1) % config.update_period == 0):
+      idx = rng.integers(0, min(step + 1, capacity), config.batch_size)
+      float(flat_update(obs_buf[idx], action_buf[idx], reward_buf[idx],
+                        next_buf[idx], discount_buf[idx]))
+  return timed_steps / (time.perf_counter() - start)
 
 
 # Steps per logging window of the timed runs, and steps before the first
@@ -333,7 +395,8 @@ def main():
   header = (f"{'spectral':10s} {'e2e steps/s':>12s} {'train ms':>9s} "
             f"{'act ms':>7s} {'env ms':>7s} {'floor steps/s':>14s} "
             f"{'e2e/floor':>10s} {'fused ms':>10s} {'plain floor':>12s} "
-            f"{'e2e/plain':>10s} {'plain (tf.function)':>20s}")
+            f"{'e2e/plain':>10s} {'plain (tf.function)':>20s} "
+            f"{'plain loop':>11s} {'e2e/loop':>9s}")
   print(header)
   print("-" * len(header))
   last, profiles, plains = None, {}, []
@@ -346,6 +409,8 @@ def main():
       obs_shape = tuple(probe.observation_spec().shape)
       num_actions = int(probe.action_spec().maximum) + 1
       plain_before = plain_keras_times(config, obs_shape, num_actions, args.repeats)
+      loop_before = plain_keras_loop(config, obs_shape, num_actions, args.steps,
+                                     args.timed_windows * LOG_EVERY)
       train(config)
       # The last windows: after tracing and warm-up, before the final
       # evaluation.
@@ -354,6 +419,9 @@ def main():
       shutil.rmtree(root, ignore_errors=True)
     times, profiles[spec] = isolated_times(config, args.repeats)
     plain_after = plain_keras_times(config, obs_shape, num_actions, args.repeats)
+    plain_loop = (loop_before + plain_keras_loop(
+        config, obs_shape, num_actions, args.steps,
+        args.timed_windows * LOG_EVERY)) / 2
     plain = {k: (plain_before[k] + plain_after[k]) / 2 for k in plain_before}
     plains.append((spec, plain_before, plain_after))
     floor = floor_steps_per_s(times, times["env"], config.update_period)
@@ -364,9 +432,9 @@ def main():
     print(f"{spec:10s} {e2e:12.1f} {times['train']:9.3f} {times['act']:7.3f} "
           f"{times['env']:7.3f} {floor:14.1f} {e2e / floor:10.2f} "
           f"{times['fused']:10.3f} {plain_floor:12.1f} {e2e / plain_floor:10.2f} "
-          f"{ordinary_floor:20.1f}",
+          f"{ordinary_floor:20.1f} {plain_loop:11.1f} {e2e / plain_loop:9.2f}",
           flush=True)
-    last = (spec, e2e, e2e / plain_floor)
+    last = (spec, e2e, e2e / plain_floor, e2e / plain_loop)
   print()
   print("Plain Keras step (ms), before / after each run of the loop, called "
         "flat (as the loop calls its own) and through tf.function:")
@@ -381,6 +449,7 @@ def main():
   for i, (name, _) in enumerate(profiles[specs[0]]):
     print(f"{name:42s} " + " ".join(f"{profiles[s][i][1]:8.3f}" for s in specs))
   print(f"end_to_end_steps_per_s_{'none' if last[0] == 'none' else 'sn'}={last[1]:.1f}")
+  print(f"e2e_over_plain_loop_{'none' if last[0] == 'none' else 'sn'}={last[3]:.3f}")
   print(f"e2e_over_plain_floor_{'none' if last[0] == 'none' else 'sn'}={last[2]:.3f}")
 
 
