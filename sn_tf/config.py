@@ -211,8 +211,9 @@ class TrainConfig:
       "auto", "Jacobian spectral norm: auto (exact on MinAtar, power "
       "iteration on Atari), exact, power.")
   # Execution.
-  tf_threads: int = _field(1, "TF intra/inter-op threads (0: TF's default).",
-      kind=COUNT.noting("0 = TensorFlow's default"))
+  tf_threads: int = _field(1, "TF intra/inter-op threads and NumPy's BLAS "
+      "threads (0: the libraries' defaults).",
+      kind=COUNT.noting("0 = the libraries' defaults"))
   # Environments stepped together, each with its own replay stream; one
   # iteration is num_envs env steps and num_envs / update_period updates.
   num_envs: int = _field(

@@ -22,6 +22,7 @@ from typing import Any, Dict, Iterator, List
 from absl import logging
 import numpy as np
 import tensorflow as tf
+import threadpoolctl
 
 from sn_tf import faults
 from sn_tf import files
@@ -41,8 +42,13 @@ RESUMABLE_CHANGES = ("num_steps", "root_dir", "tf_threads")
 
 
 def _configure_threads(n: int) -> None:
+  """TensorFlow's intra- and inter-op pools and NumPy's BLAS pool at ``n``
+  threads each (``n <= 0``: the libraries' defaults). The BLAS pool serves
+  the Atari frame resize (two matmuls per agent step); left at one thread
+  per core, each resize waits for a thread on a core another run is using."""
   if n <= 0:
     return
+  threadpoolctl.threadpool_limits(limits=n, user_api="blas")
   try:
     tf.config.threading.set_intra_op_parallelism_threads(n)
     tf.config.threading.set_inter_op_parallelism_threads(n)

@@ -371,3 +371,36 @@ def test_measures_are_logged_and_do_not_change_training(tmp_path):
   jac = measures.jacobian_spectral_norms(q_fn, states).numpy()
   np.testing.assert_allclose(float(on["smooth/jacobian_norm_max"]), jac.max(),
                              rtol=1e-5)
+
+
+def test_tf_threads_also_sets_numpys_blas_threads(tmp_path):
+  """A run with tf_threads=n keeps NumPy's BLAS pool (the Atari resize's
+  matmuls) at n threads, as TensorFlow's; 0 leaves the libraries' defaults.
+  In fresh processes: both settings are process-wide."""
+  script = textwrap.dedent(f"""
+      import json, sys, threadpoolctl
+      sys.path.insert(0, {os.path.dirname(os.path.dirname(__file__))!r})
+      from tests.test_train import tiny_config
+      from sn_tf.train import train
+      def blas():
+        return sorted({{p["num_threads"] for p in threadpoolctl.threadpool_info()
+                       if p["user_api"] == "blas"}})
+      before = blas()
+      train(tiny_config({str(tmp_path)!r} + "/" + sys.argv[1],
+                        num_steps=150, eval_every=150, eval_episodes=1,
+                        tf_threads=int(sys.argv[1])))
+      print(json.dumps([before, blas()]))
+      """)
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  env.pop("OPENBLAS_NUM_THREADS", None)
+  pools = {}
+  for n in (1, 0):
+    done = subprocess.run([sys.executable, "-c", script, str(n)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    pools[n] = json.loads(done.stdout.strip().splitlines()[-1])
+  before, after = pools[0]
+  assert after == before  # tf_threads=0: untouched
+  if before == [1]:
+    pytest.skip("NumPy's BLAS pool has one thread here: nothing to limit")
+  assert pools[1] == [before, [1]]
