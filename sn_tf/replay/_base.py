@@ -384,8 +384,9 @@ class _SlotReplay:
 
     One uncompressed ``.npz`` file, written exactly at ``path`` (no suffix is
     added), holding only the slots used so far (a buffer far from full saves
-    little; the unused slots are zeros, as ``load`` recreates them). Atomic: the data goes to a temporary file in the same directory,
-    which is flushed, fsynced and then renamed over ``path`` with
+    little; the unused slots are zeros, as ``load`` recreates them). Atomic:
+    the data goes to a temporary file in the same directory, which is
+    flushed, fsynced and then renamed over ``path`` with
     ``os.replace``; on any error the temporary file is removed and an existing
     file at ``path`` is left untouched.
 
