@@ -332,5 +332,7 @@ def plot_iterations(rows: Sequence[Dict[str, object]], out_png: str,
     mine = [r for r in rows if r["label"] == label]
     ax.plot([r["iteration"] for r in mine], [r["return"] for r in mine],
             marker="o", label=label)
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+  ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole iterations
   return _save_plot(plt, fig, ax, "iteration", "mean training-episode return",
                     title, out_png)
