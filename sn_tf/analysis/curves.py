@@ -317,6 +317,7 @@ def plot_iterations(rows: Sequence[Dict[str, object]], out_png: str,
   import matplotlib  # pylint: disable=g-import-not-at-top
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   fig, ax = plt.subplots(figsize=(6, 4))
   last = max(int(r["iteration"]) for r in rows)
   if reference:
@@ -332,7 +333,6 @@ def plot_iterations(rows: Sequence[Dict[str, object]], out_png: str,
     mine = [r for r in rows if r["label"] == label]
     ax.plot([r["iteration"] for r in mine], [r["return"] for r in mine],
             marker="o", label=label)
-  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
   ax.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))  # whole iterations
   return _save_plot(plt, fig, ax, "iteration", "mean training-episode return",
                     title, out_png)
