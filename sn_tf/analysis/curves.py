@@ -188,17 +188,27 @@ def markdown_table(rows: Sequence[Dict[str, object]], metric: str) -> str:
   return "\n".join(lines) + "\n"
 
 
+def _created(event_path: str) -> float:
+  """When a TensorBoard event file was created: the wall time of its first
+  event (the writer's file-version record). Times on disk are not used: they
+  do not survive a copy or a git checkout."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  for event in tf.compat.v1.train.summary_iterator(event_path):
+    return event.wall_time
+  return float("inf")
+
+
 def logged_scalars(run_dir: str, tags: Sequence[str]) -> Dict[str, Dict[int, float]]:
   """``{tag: {step: value}}`` of the TensorBoard scalars a run logged under
   ``<run_dir>/train`` (every ``log_every`` steps). A step logged twice (a
   resumed run logs again the windows after its checkpoint) keeps its last
-  value, in the order the event files were written."""
+  value, in the order the event files were created."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  paths = sorted(tf.io.gfile.glob(os.path.join(run_dir, "train", "events.out.*")),
-                 key=lambda p: (os.path.getmtime(p), p))
+  paths = tf.io.gfile.glob(os.path.join(run_dir, "train", "events.out.*"))
   if not paths:
     raise ValueError(f"run directory {run_dir!r} has no TensorBoard logs "
                      "under train/.")
+  paths.sort(key=lambda p: (_created(p), p))
   out: Dict[str, Dict[int, float]] = {tag: {} for tag in tags}
   for path in paths:
     for event in tf.compat.v1.train.summary_iterator(path):

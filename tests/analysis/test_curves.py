@@ -1,6 +1,7 @@
 """Learning-curve grouping, bootstrap bands and final-value tables."""
 
 import csv
+import glob
 import os
 
 import numpy as np
@@ -141,7 +142,16 @@ def test_iteration_train_returns_weight_windows_by_their_episodes(tmp_path):
 def test_a_resumed_run_keeps_the_last_logged_window(tmp_path):
   run = str(tmp_path / "run")
   _log_windows(run, [(100, 1, 5.0), (200, 1, 99.0)])
+  (first,) = glob.glob(os.path.join(run, "train", "events.out.*"))
   _log_windows(run, [(200, 1, 7.0)])  # the resumed run logs step 200 again
+  rows = curves.iteration_train_returns(run, 200)
+  assert rows[0]["return"] == pytest.approx(6.0)
+  # A copy or a clone gives the files new times on disk, in any order: the
+  # order the writers created them still decides.
+  os.utime(first, (2e9, 2e9))
+  for path in glob.glob(os.path.join(run, "train", "events.out.*")):
+    if path != first:
+      os.utime(path, (1e9, 1e9))
   rows = curves.iteration_train_returns(run, 200)
   assert rows[0]["return"] == pytest.approx(6.0)
 
