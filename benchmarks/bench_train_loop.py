@@ -294,12 +294,8 @@ def timed_steps_per_s(root, windows):
   """Env steps/s over the run's last ``windows`` logging windows: their
   steps over their summed wall time, from the ``steps_per_second`` each
   window wrote to TensorBoard (``<root>/train``)."""
-  rates = {}
-  for path in tf.io.gfile.glob(os.path.join(root, "train", "events.out.*")):
-    for event in tf.compat.v1.train.summary_iterator(path):
-      for value in event.summary.value:
-        if value.tag == "steps_per_second":
-          rates[event.step] = float(tf.make_ndarray(value.tensor))
+  from sn_tf.analysis.curves import logged_scalars  # pylint: disable=g-import-not-at-top
+  rates = logged_scalars(root, ("steps_per_second",))["steps_per_second"]
   steps = sorted(rates)
   if len(steps) < windows + 1:
     raise RuntimeError(f"{len(steps)} logging windows in {root}; need "
